@@ -1,0 +1,43 @@
+# The two commands of the README: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# The genuine MNIST files sit in ../shared/data beside a checkout; use them unless told otherwise.
+ifeq ($(origin CREDITLAB_DATA), undefined)
+  ifneq ($(wildcard ../shared/data),)
+    export CREDITLAB_DATA := $(abspath ../shared/data)
+  endif
+endif
+
+.PHONY: install test demo lint format bench clean
+
+install: $(STAMP)
+
+# CPU torch first (a file pip finds on this machine; no multi-GB CUDA build), then the project.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check creditlab tests benchmarks
+	$(BIN)/ruff format --check creditlab tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format creditlab tests benchmarks
+	$(BIN)/ruff check --fix creditlab tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(BIN)/creditlab demo
+
+bench: $(STAMP)
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,5 @@
+import sys
+
+from creditlab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,218 @@
+"""The ``creditlab`` command line: list, run, report, data, demo.
+
+Every failure a user can cause prints one line and exits 2; a run whose loss becomes NaN
+or inf exits 3 with its checkpoint kept; an interrupted run exits 130 and says how to
+resume it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+
+from creditlab import registry
+from creditlab.errors import DivergedError, UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit code 2), not a usage block."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="creditlab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("list", help="registered experiments, or one experiment's settings")
+    p.add_argument("name", nargs="?", help="show this experiment's config fields and scales")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="run one experiment")
+    p.add_argument("name", nargs="?", help="experiment name (see `creditlab list`)")
+    p.add_argument(
+        "--scale",
+        default=registry.DEFAULT_SCALE,
+        help="smoke (seconds) | quick (a minute or two) | paper (the paper's protocol)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set lr=0.01 (repeatable)",
+    )
+    p.add_argument("--out", type=Path, help="use this folder as the run folder")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="root of run folders")
+    p.add_argument("--device", default=None, help="cpu (default) or cuda")
+    p.add_argument("--resume", type=Path, metavar="DIR", help="finish an interrupted run")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="one HTML page of the latest runs")
+    p.add_argument("runs_dir", nargs="?", type=Path, default=Path("runs"))
+    p.add_argument("--out", type=Path, help="output file (default RUNS_DIR/report.html)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("demo", help="every method's quick experiment, then the report")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="root of run folders")
+    p.add_argument("--scale", default="quick", help="scale to run the demo suite at")
+    p.add_argument("--only", action="append", metavar="NAME", help="run only these experiments")
+    p.set_defaults(func=cmd_demo)
+
+    from creditlab.data.commands import add_parser as add_data_parser
+
+    add_data_parser(sub)
+    return parser
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.name:
+        return _show(registry.get(args.name))
+    experiments = registry.load_all()
+    rows = [("experiment", "scales", "demo", "what it shows (paper)")]
+    for exp in experiments.values():
+        paper = f" ({exp.paper_title})" if exp.paper_title else ""
+        rows.append((exp.name, ",".join(exp.scales), "yes" if exp.demo else "", exp.title + paper))
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, width, strict=False)) + "  " + r[3])
+    return 0
+
+
+def _show(exp: registry.Experiment) -> int:
+    print(f"{exp.name}: {exp.title}")
+    if exp.paper_title:
+        print(f"paper: {exp.paper_title}")
+    docs, hints = registry.field_docs(exp.config), typing.get_type_hints(exp.config)
+    defaults = exp.config()
+    print("\nsettings (--set KEY=VALUE); defaults are the paper scale:")
+    for f in dataclasses.fields(exp.config):
+        kind = registry.describe_type(hints[f.name])
+        print(f"  {f.name} ({kind}) = {getattr(defaults, f.name)!r}\n      {docs.get(f.name, '')}")
+    print("\nscales:")
+    for scale in registry.SCALES:
+        changes = ", ".join(f"{k}={v!r}" for k, v in exp.scales.get(scale, {}).items())
+        print(f"  {scale}: {changes or '(the defaults)'}")
+    for metric, figure in exp.paper_figures().items():
+        print(f"paper figure: {metric} = {figure['value']} ({figure['source']})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from creditlab import runner
+
+    if args.resume:
+        if args.name:
+            saved = _saved_experiment(args.resume)
+            if saved and saved != args.name:
+                raise UserError(f"{args.resume} holds a run of {saved}, not {args.name}")
+        result = runner.resume(args.resume, device=args.device)
+        out = args.resume
+    else:
+        if not args.name:
+            raise UserError("creditlab run needs an experiment name (or --resume DIR)")
+        exp = registry.get(args.name)
+        overrides = registry.parse_set_args(args.overrides)
+        out = args.out or runner.default_run_dir(args.runs, exp.name, args.seed)
+        result = runner.run(
+            exp,
+            scale=args.scale,
+            seed=args.seed,
+            overrides=overrides,
+            out=out,
+            device=args.device or "cpu",
+        )
+    _print_result(result, out)
+    return 0
+
+
+def _saved_experiment(run_dir: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads((run_dir / "config.json").read_text())["experiment"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _print_result(result: dict, out: Path) -> None:
+    print(f"{result['experiment']} ({result['scale']}, seed {result['seed']}) -> {out}")
+    for name, value in result["metrics"].items():
+        paper = result["paper"].get(name)
+        beside = f"   paper: {paper['value']:g} ({paper['source']})" if paper else ""
+        print(f"  {name:28s} {value:12.6g}{beside}")
+    print(f"  {'wall_seconds':28s} {result['wall_seconds']:12.1f}")
+    print(f"  {'peak_memory_mb':28s} {result['peak_memory_mb']:12.1f}")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from creditlab.report import build_report
+
+    if not args.runs_dir.is_dir():
+        raise UserError(f"no runs folder at {args.runs_dir}; run an experiment first")
+    out = build_report(args.runs_dir, args.out or args.runs_dir / "report.html")
+    print(f"report: {out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The quick suite: every experiment marked ``demo``, one after another, then the report."""
+    from creditlab import runner
+    from creditlab.report import build_report
+
+    experiments = [e for e in registry.load_all().values() if e.demo]
+    if args.only:
+        experiments = [registry.get(name) for name in args.only]
+    failed = []
+    for i, exp in enumerate(experiments, 1):
+        print(f"[{i}/{len(experiments)}] {exp.name} ({args.scale}) ...", flush=True)
+        start = time.monotonic()
+        try:
+            result = runner.run(exp, scale=args.scale, runs_root=args.runs)
+        except (UserError, DivergedError) as err:
+            print(f"  failed: {err}")
+            failed.append(exp.name)
+            continue
+        headline = ", ".join(
+            f"{k}={v:.4g}"
+            for k, v in result["metrics"].items()
+            if k in result["paper"] or "accuracy" in k
+        )
+        print(f"  {headline}  ({time.monotonic() - start:.0f} s)")
+    out = build_report(args.runs, args.runs / "report.html")
+    print(f"report: {out}")
+    if failed:
+        print(f"{len(failed)} experiment(s) failed: {', '.join(failed)}")
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from creditlab.runner import Interrupted
+
+    try:
+        return args.func(args)
+    except UserError as err:
+        print(f"creditlab: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except DivergedError as err:
+        print(f"creditlab: diverged: {err}", file=sys.stderr)
+        return err.exit_code
+    except Interrupted as err:
+        print(f"creditlab: {err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("creditlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The data sets creditlab knows: their files, checksums and public sources.
+
+Nothing here touches the disk or the network; `store` and `loaders` read this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One file of a data set, stored as ``<root>/<data set>/<name>``."""
+
+    name: str
+    """File name inside the data set's folder (and on a mirror)."""
+    md5: str
+    """md5 of the file's bytes."""
+    content_md5: str | None = None
+    """md5 of the decoded array, accepted when the bytes differ (e.g. a re-saved .mat file)."""
+    required: bool = True
+    """False for files that only unlock a larger protocol (MNIST's 60k training set)."""
+    source_name: str | None = None
+    """Name on the default public source when it publishes another format (converted on fetch)."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a data set comes from and how to check it."""
+
+    name: str
+    description: str
+    kind: str
+    """"bundled" (ships with a package), "generated" (made locally) or "files" (downloaded)."""
+    files: tuple[DataFile, ...] = ()
+    mirrors: tuple[str, ...] = ()
+    """Public base URLs tried in order by `fetch`, serving each file under its
+    ``source_name`` if set, else its ``name``; a ``--mirror`` always serves ``name``."""
+    protocols: tuple[str, ...] = ()
+
+
+# md5 of scikit-learn's bundled digits.csv.gz (unchanged for many releases; checked with 1.9.1),
+# and of its decoded (1797, 65) uint8 table, accepted should a release re-compress the file.
+DIGITS_CSV_MD5 = "9b335364a7bfd63947c7480a5bd51f2d"
+DIGITS_CONTENT_MD5 = "265453a2439934797bb770ce205b6fad"
+
+# md5 of the generated MNIST-1D arrays (see loaders.mnist1d_checksum): labels exactly, inputs
+# rounded to 4 decimals as float32, for mnist1d's default arguments (5000 samples, seed 42).
+MNIST1D_CHECKSUM = "6c83f986f47e5c4c12b50735f6d49485"
+
+# The official MNIST files (LeCun, Cortes, Burges) with their well-known md5s. The original
+# site http://yann.lecun.com/exdb/mnist/ is often unreachable or asks for a login, so, like
+# torchvision, try its S3 copy first and fall back to the original.
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+
+# Statically binarized MNIST (Larochelle & Murray 2011; Salakhutdinov & Murray 2008 sampling).
+# The canonical public copy is Hugo Larochelle's folder, which publishes the three splits as
+# .amat text ("0 1 0 ... 0", one image per line) rather than these .mat files; no public host of
+# the .mat copies was found. `fetch` therefore downloads the .amat files from there, checks the
+# decoded pixels against the content md5 below (computed from the .mat copies), and saves .mat.
+# That the .amat pixels equal the .mat copies' (same published splits) could not be checked
+# offline; were it false, fetch would stop with a checksum error, never accept other data.
+BINARIZED_MNIST_AMAT_SOURCE = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/"
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec(
+            name="digits",
+            description="scikit-learn's 8x8 handwritten digits, 1797 images (bundled)",
+            kind="bundled",
+            files=(DataFile("digits.csv.gz", DIGITS_CSV_MD5, DIGITS_CONTENT_MD5),),
+            protocols=("digits-80/20",),
+        ),
+        DatasetSpec(
+            name="mnist1d",
+            description="MNIST-1D, 4000/1000 sequences of length 40 (generated locally)",
+            kind="generated",
+            protocols=("mnist1d",),
+        ),
+        DatasetSpec(
+            name="mnist",
+            description="MNIST 28x28 digits from the official IDX files (10k or 60k train)",
+            kind="files",
+            files=(
+                DataFile(
+                    "train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873", required=False
+                ),
+                DataFile(
+                    "train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432", required=False
+                ),
+                DataFile("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
+                DataFile("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
+            ),
+            mirrors=MNIST_MIRRORS,
+            protocols=("mnist10k", "mnist60k"),
+        ),
+        DatasetSpec(
+            name="binarized_mnist",
+            description="statically binarized MNIST, 50k/10k/10k, no labels (MATLAB files)",
+            kind="files",
+            files=(
+                DataFile(
+                    "binarized_mnist_train.mat",
+                    "4e26f7a5b466cfcde0fa4876fa4b60a6",
+                    "8d4f0427d6c2572b5e9994e08bad66de",
+                    source_name="binarized_mnist_train.amat",
+                ),
+                DataFile(
+                    "binarized_mnist_valid.mat",
+                    "3c8c0bae400a11eda4c6caf6642d7d34",
+                    "3e33becd40c694040e5e6c812e2f4b50",
+                    source_name="binarized_mnist_valid.amat",
+                ),
+                DataFile(
+                    "binarized_mnist_test.mat",
+                    "3478bd31ef84368bf30234a011d886fa",
+                    "fc34623e13bd64fed2f8b61365198339",
+                    source_name="binarized_mnist_test.amat",
+                ),
+            ),
+            mirrors=(BINARIZED_MNIST_AMAT_SOURCE,),
+            protocols=("binarized_mnist",),
+        ),
+    )
+}

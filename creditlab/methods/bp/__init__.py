@@ -1,0 +1,1 @@
+"""Backpropagation with torch autograd: the baseline every learning rule is measured against."""

@@ -1,0 +1,177 @@
+"""Figures as PNG files: learning curves from a run's ``metrics.jsonl``, and a line-plot helper.
+
+Everything draws on a bare :class:`matplotlib.figure.Figure` (the Agg canvas), never through
+``pyplot``: no window opens and no global backend is switched under the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+DPI = 110
+PANEL_SIZE = (4.8, 3.4)  # inches per panel
+MAX_COLUMNS = 3
+MARKER_BELOW = 40  # series with fewer points get a marker on every point
+NOT_SERIES = {"step", "epoch"}
+
+
+def read_metrics(path: Path | str) -> list[dict]:
+    """Read a ``metrics.jsonl`` file: one dict per well-formed line.
+
+    Lines that are not JSON objects (such as a last line cut short by an interrupted run) are
+    skipped; a missing file reads as no records.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _series(records: list[dict]) -> dict[str, tuple[list[float], list[float]]]:
+    """Metric name -> (steps, values), from records that carry an int ``step``."""
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    for record in records:
+        step = record.get("step")
+        if not _is_number(step):
+            continue
+        for name, value in record.items():
+            if name not in NOT_SERIES and _is_number(value):
+                xs, ys = series.setdefault(name, ([], []))
+                xs.append(step)
+                ys.append(float(value))
+    return series
+
+
+def _panel(name: str) -> str:
+    """The panel a metric is drawn on: accuracies share one, losses/errors another."""
+    lowered = name.lower()
+    if "accuracy" in lowered or lowered.endswith("_acc"):
+        return "accuracy"
+    if any(word in lowered for word in ("loss", "error", "mse", "nll")):
+        return "loss"
+    return name
+
+
+def _spans_decades(values: Sequence[float]) -> bool:
+    """True when all finite values are positive and span more than one decade."""
+    finite = [v for v in values if math.isfinite(v)]
+    return bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 10
+
+
+def _draw(ax: Axes, series: dict[str, tuple[Sequence, Sequence]]) -> None:
+    for label, (xs, ys) in series.items():
+        marker = "o" if len(xs) < MARKER_BELOW else None
+        ax.plot(xs, ys, label=label, marker=marker, markersize=3, linewidth=1.4)
+
+
+def _finish(ax: Axes, *, xlabel: str, ylabel: str, title: str, logy: bool) -> None:
+    """Labels, grid, legend and scale: the same look on every axis creditlab draws."""
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(True, which="major", alpha=0.35)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, frameon=False)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def plot_learning_curves(metrics_jsonl: Path, out_dir: Path, title: str = "") -> list[Path]:
+    """Draw every numeric metric in ``metrics_jsonl`` against ``step`` as one multi-panel PNG.
+
+    Accuracies share a panel with the y-axis fixed to [0, 1]; losses and errors share a panel,
+    on a log axis when they are positive and span more than a decade; every other metric gets a
+    small panel of its own. Returns the written paths: ``[out_dir / "learning_curves.png"]``,
+    or ``[]`` when the file holds no numeric metric.
+    """
+    grouped: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    for name, xy in _series(read_metrics(metrics_jsonl)).items():
+        grouped.setdefault(_panel(name), {})[name] = xy
+    if not grouped:
+        return []
+    order = sorted(grouped, key=lambda p: (p != "accuracy", p != "loss", p))
+    ncols = min(MAX_COLUMNS, len(order))
+    nrows = math.ceil(len(order) / ncols)
+    fig = Figure(figsize=(PANEL_SIZE[0] * ncols, PANEL_SIZE[1] * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, panel in zip(axes, order, strict=False):
+        series = grouped[panel]
+        _draw(ax, series)
+        values = [v for _, ys in series.values() for v in ys]
+        if panel == "accuracy" and all(0 <= v <= 1 for v in values if math.isfinite(v)):
+            ax.set_ylim(-0.02, 1.02)
+        single = panel not in ("accuracy", "loss")
+        _finish(
+            ax,
+            xlabel="step",
+            ylabel=panel,
+            title=panel if single else f"{panel} ({len(series)} series)",
+            logy=panel == "loss" and _spans_decades(values),
+        )
+        if single and ax.get_legend():
+            ax.get_legend().remove()  # the title already names the one series
+    for ax in axes[len(order) :]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    return [_save(fig, Path(out_dir) / "learning_curves.png")]
+
+
+def line_plot(
+    path: Path | str,
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    logy: bool = False,
+    hlines: dict[str, float] | None = None,
+) -> Path:
+    """Draw labelled lines (``label -> (xs, ys)``) on one axis and save them as a PNG at ``path``.
+
+    ``hlines`` adds labelled horizontal reference lines, e.g. ``{"paper": 0.982}``.
+
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "fig.png"
+    >>> line_plot(out, {"theory": ([0, 1, 2], [1.0, 0.5, 0.25])}, xlabel="t", ylabel="p",
+    ...           hlines={"paper": 0.3}).read_bytes()[:4]
+    b'\\x89PNG'
+    """
+    fig = Figure(figsize=(6.0, 4.0), layout="constrained")
+    ax = fig.subplots()
+    _draw(ax, series)
+    for i, (label, value) in enumerate((hlines or {}).items()):
+        ax.axhline(
+            value,
+            linestyle="--",
+            linewidth=1.1,
+            color=f"C{(len(series) + i) % 10}",
+            label=f"{label} ({value:.4g})",
+        )
+    _finish(ax, xlabel=xlabel, ylabel=ylabel, title=title, logy=logy)
+    return _save(fig, Path(path))

@@ -1,0 +1,363 @@
+"""Running an experiment: the run folder, the metric stream, progress, checkpoints, resume.
+
+:class:`RunContext` is everything an experiment may touch outside its math. :func:`run`
+creates the run folder, seeds every generator once, calls the experiment, and writes
+``result.json``. The run-folder contract (relied on by the report and by outside checks):
+
+``config.json``   experiment, scale, seed, device and the full config
+``metrics.jsonl`` one JSON object a line, each with an integer ``step``
+``result.json``   experiment, scale, seed, config, metrics, paper, wall_seconds,
+                  peak_memory_mb, versions, git_commit (+ finished_utc, notes, data, titles)
+``plots/``        PNG figures (learning curves are drawn from metrics.jsonl at the end)
+``checkpoint.pt`` while running, and after an interruption, a crash or a divergence
+
+Interruption: the first Ctrl-C (or SIGTERM) asks the experiment to stop at its next step
+boundary (:meth:`RunContext.boundary`), where the exact state is saved; a second Ctrl-C
+stops at once. A kill loses at most ``CREDITLAB_CHECKPOINT_EVERY`` seconds (default 60),
+since boundaries also checkpoint on that clock. ``--resume DIR`` restores the state, the
+random generators and the metric stream, so the finished run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import platform
+import random
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import creditlab
+from creditlab.errors import DivergedError, UserError
+from creditlab.registry import Experiment
+
+
+class Interrupted(Exception):
+    """Raised at a step boundary after Ctrl-C, once the checkpoint is on disk."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        super().__init__(f"interrupted; resume with: creditlab run --resume {out}")
+
+
+def checkpoint_interval() -> float:
+    return float(os.environ.get("CREDITLAB_CHECKPOINT_EVERY", "60"))
+
+
+class RunContext:
+    """The experiment's window on the outside world (see the module docstring)."""
+
+    def __init__(self, exp: Experiment, cfg: Any, scale: str, seed: int, device: str, out: Path):
+        self.experiment, self.cfg, self.scale, self.seed = exp, cfg, scale, seed
+        self.device = torch.device(device)
+        self.out = out
+        self.plots = out / "plots"
+        self.plots.mkdir(parents=True, exist_ok=True)
+        self.rng = np.random.default_rng(seed)
+        self.notes: list[str] = []
+        self.data: dict[str, Any] = {}
+        self.elapsed_before = 0.0  # wall seconds spent before a resume
+        self._resume_state: Any = None
+        self._stop_requested = False
+        self._boundaries_seen = 0
+        self._last_checkpoint = time.monotonic()
+        self._metrics = open(out / "metrics.jsonl", "a", encoding="utf-8")
+
+    # --- metrics -------------------------------------------------------------------------
+    def log(self, step: int, **metrics: float) -> None:
+        """Append ``{"step": step, **metrics}`` to metrics.jsonl; NaN or inf stops the run."""
+        row = {"step": int(step)}
+        for name, value in metrics.items():
+            value = float(value)
+            if not math.isfinite(value):
+                raise DivergedError(step, name, value)
+            row[name] = value
+        self._metrics.write(json.dumps(row) + "\n")
+
+    def check_finite(self, step: int, **values: float) -> None:
+        """Stop with exit code 3 if any value (e.g. this step's loss) is NaN or inf."""
+        for name, value in values.items():
+            if not math.isfinite(float(value)):
+                raise DivergedError(step, name, float(value))
+
+    def note(self, text: str) -> None:
+        """A sentence for the report (e.g. whether a paper's claim holds here)."""
+        self.notes.append(text)
+
+    def progress(self, total: int, desc: str = "", initial: int = 0) -> tqdm:
+        """A progress bar on a terminal, silent otherwise."""
+        return tqdm(
+            total=total,
+            initial=initial,
+            desc=desc or self.experiment.name,
+            leave=False,
+            disable=not sys.stderr.isatty() or bool(os.environ.get("CREDITLAB_QUIET")),
+            dynamic_ncols=True,
+        )
+
+    # --- checkpoints ---------------------------------------------------------------------
+    def resume(self) -> Any:
+        """The state saved by the last :meth:`checkpoint`, or None on a fresh run."""
+        return self._resume_state
+
+    def checkpoint(self, state: Any) -> None:
+        """Save ``state`` with the random generators and the metric stream's position."""
+        self._metrics.flush()
+        payload = {
+            "state": state,
+            "rng": _rng_states(self.rng),
+            "metrics_offset": self._metrics.tell(),
+            "elapsed": self.elapsed_before + time.monotonic() - self._started,
+        }
+        tmp = self.out / "checkpoint.pt.tmp"
+        torch.save(payload, tmp)
+        os.replace(tmp, self.out / "checkpoint.pt")
+        self._last_checkpoint = time.monotonic()
+
+    def boundary(self, state_fn: Callable[[], Any]) -> None:
+        """Call between steps with a function returning the exact state to resume from.
+        Saves it when a stop was requested (then raises :class:`Interrupted`) or when the
+        checkpoint interval has passed; otherwise costs nothing."""
+        self._boundaries_seen += 1
+        due = time.monotonic() - self._last_checkpoint >= checkpoint_interval()
+        if self._stop_requested or due:
+            self.checkpoint(state_fn())
+        if self._stop_requested:
+            raise Interrupted(self.out)
+
+    # --- plumbing used by run() ----------------------------------------------------------
+    def _restore(self, checkpoint: Mapping[str, Any]) -> None:
+        self._metrics.close()
+        with open(self.out / "metrics.jsonl", "r+b") as f:  # drop lines logged after it
+            f.truncate(checkpoint["metrics_offset"])
+        self._metrics = open(self.out / "metrics.jsonl", "a", encoding="utf-8")
+        _set_rng_states(checkpoint["rng"], self.rng)
+        self._resume_state = checkpoint["state"]
+        self.elapsed_before = checkpoint["elapsed"]
+
+    def _request_stop(self, signum: int, frame: Any) -> None:
+        if self._stop_requested or self._boundaries_seen == 0:
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        print("\nstopping at the next step boundary (Ctrl-C again to stop now)", file=sys.stderr)
+
+
+def _rng_states(rng: np.random.Generator) -> dict[str, Any]:
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy_global": np.random.get_state(),
+        "python": random.getstate(),
+        "ctx_rng": rng.bit_generator.state,
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: Mapping[str, Any], rng: np.random.Generator) -> None:
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy_global"])
+    random.setstate(states["python"])
+    rng.bit_generator.state = states["ctx_rng"]
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator once, at the top of a run (CleanRL's habit)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str) -> str:
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise UserError(f"unknown device {device!r}; use cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+    return device
+
+
+def default_run_dir(root: Path, name: str, seed: int) -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = root / name / f"{stamp}-s{seed}"
+    suffix = 1
+    while out.exists():  # two runs within one second
+        suffix += 1
+        out = root / name / f"{stamp}-s{seed}-{suffix}"
+    return out
+
+
+@contextmanager
+def _signals_to(ctx: RunContext) -> Iterator[None]:
+    """Route Ctrl-C and SIGTERM to the context while it runs (main thread only)."""
+    if not _in_main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, ctx._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def run(
+    exp: Experiment,
+    *,
+    scale: str = "quick",
+    seed: int = 0,
+    overrides: Mapping[str, str] | None = None,
+    out: Path | None = None,
+    runs_root: Path = Path("runs"),
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Run ``exp`` in a new run folder and return the contents of its result.json."""
+    cfg = exp.make_config(scale, overrides)
+    device = resolve_device(device)
+    out = Path(out) if out is not None else default_run_dir(runs_root, exp.name, seed)
+    if (out / "result.json").exists() or (out / "checkpoint.pt").exists():
+        raise UserError(f"{out} already holds a run; choose another --out or --resume it")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.jsonl").write_text("")
+    config = {
+        "experiment": exp.name,
+        "scale": scale,
+        "seed": seed,
+        "device": device,
+        "config": asdict(cfg),
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return _execute(exp, cfg, scale, seed, device, out, checkpoint=None)
+
+
+def resume(run_dir: Path, device: str | None = None) -> dict[str, Any]:
+    """Finish the interrupted run in ``run_dir`` from its checkpoint."""
+    from creditlab import registry
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise UserError(f"{run_dir} is not a run folder (no config.json)")
+    if (run_dir / "result.json").exists():
+        raise UserError(f"{run_dir} has already finished (result.json exists); nothing to resume")
+    if not (run_dir / "checkpoint.pt").exists():
+        raise UserError(f"{run_dir} has no checkpoint.pt to resume from; start a new run")
+    config = json.loads((run_dir / "config.json").read_text())
+    exp = registry.get(config["experiment"])
+    cfg = registry.apply_overrides(exp.config(), config["config"], where=exp.name)
+    device = resolve_device(device or config["device"])
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=False, map_location=device)
+    return _execute(exp, cfg, config["scale"], config["seed"], device, run_dir, checkpoint)
+
+
+def _execute(
+    exp: Experiment,
+    cfg: Any,
+    scale: str,
+    seed: int,
+    device: str,
+    out: Path,
+    checkpoint: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    seed_everything(seed)
+    ctx = RunContext(exp, cfg, scale, seed, device, out)
+    if checkpoint is not None:
+        ctx._restore(checkpoint)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    ctx._started = time.monotonic()
+    try:
+        with _signals_to(ctx):
+            metrics = exp.fn(cfg, ctx)
+        for name, value in metrics.items():
+            ctx.check_finite(-1, **{name: value})
+    finally:
+        ctx._metrics.close()
+    wall = ctx.elapsed_before + time.monotonic() - ctx._started
+    result = {
+        "experiment": exp.name,
+        "title": exp.title,
+        "paper_title": exp.paper_title,
+        "scale": scale,
+        "seed": seed,
+        "device": device,
+        "config": asdict(cfg),
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "paper": exp.paper_figures(),
+        "data": ctx.data,
+        "notes": ctx.notes,
+        "wall_seconds": round(wall, 3),
+        "peak_memory_mb": round(peak_memory_mb(device), 1),
+        "versions": versions(),
+        "machine": machine(device),
+        "git_commit": git_commit(),
+        "finished_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    from creditlab.report import plot_learning_curves
+
+    plot_learning_curves(out / "metrics.jsonl", ctx.plots, title=exp.name)
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "checkpoint.pt").unlink(missing_ok=True)
+    return result
+
+
+def peak_memory_mb(device: str = "cpu") -> float:
+    """Peak resident memory of this process (and peak CUDA allocation on a GPU), in MB."""
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    if device.startswith("cuda"):
+        return rss_mb + torch.cuda.max_memory_allocated() / 2**20
+    return rss_mb
+
+
+def versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "creditlab": creditlab.__version__,
+    }
+
+
+def machine(device: str = "cpu") -> str:
+    """One line naming the hardware a number was measured on."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    text = f"{platform.machine()} {platform.system()}, {cpus} CPU cores"
+    text += f", torch threads {torch.get_num_threads()}"
+    if device.startswith("cuda"):
+        text += f", {torch.cuda.get_device_name()}"
+    return text
+
+
+def git_commit() -> str | None:
+    try:
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                cwd=Path(__file__).parent,
+            ).stdout.strip()
+            or None
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None

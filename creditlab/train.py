@@ -1,0 +1,166 @@
+"""The one supervised training loop, shared by every method that learns a classifier.
+
+A method supplies a :class:`Learner` (its update rule); :func:`fit` supplies the rest:
+minibatch order, evaluation, logging, progress, NaN checks and exact checkpoints.
+
+The order of examples in epoch ``e`` is a permutation drawn from a generator seeded with
+``(seed, e)`` only, so a run resumed in the middle of an epoch sees the same batches as
+one that never stopped.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from creditlab.runner import RunContext
+
+
+class Learner(Protocol):
+    """What :func:`fit` needs from a learning rule."""
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """One update on a minibatch; returns at least ``{"loss": ...}``."""
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """``{"loss": mean loss, "accuracy": fraction correct}`` on the given examples."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class BackpropClassifier:
+    """Exact backprop (torch autograd) with cross-entropy: the reference every rule meets."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
+    ):
+        self.model, self.optimizer, self.schedule = model, optimizer, schedule
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        self.model.train()
+        loss = nn.functional.cross_entropy(self.model(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.schedule is not None:
+            self.schedule.step()
+        return {"loss": loss.item()}
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        self.model.eval()
+        return evaluate_logits(self.model, x, y)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        if self.schedule is not None:
+            state["schedule"] = self.schedule.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.schedule is not None:
+            self.schedule.load_state_dict(state["schedule"])
+
+
+def evaluate_logits(
+    predict: Any, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000
+) -> dict[str, float]:
+    """Mean cross-entropy and accuracy of ``predict(x) -> logits``, in chunks."""
+    loss, correct = 0.0, 0
+    for i in range(0, len(x), batch_size):
+        logits = predict(x[i : i + batch_size])
+        yb = y[i : i + batch_size]
+        loss += nn.functional.cross_entropy(logits, yb, reduction="sum").item()
+        correct += (logits.argmax(1) == yb).sum().item()
+    return {"loss": loss / len(x), "accuracy": correct / len(x)}
+
+
+def make_optimizer(
+    params: Any, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(n, generator=generator)
+
+
+def fit(
+    ctx: RunContext,
+    learner: Learner,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    log_every: int = 50,
+) -> dict[str, float]:
+    """Train for ``epochs`` and return the final ``train_/test_accuracy`` and ``_loss``.
+
+    Logs ``batch_loss`` (mean over the last ``log_every`` steps) and, after every epoch,
+    ``epoch``, ``train_accuracy``, ``train_loss``, ``test_accuracy`` and ``test_loss``.
+    """
+
+    def measure() -> dict[str, float]:
+        train, test = learner.evaluate(x_train, y_train), learner.evaluate(x_test, y_test)
+        return {
+            "train_accuracy": train["accuracy"],
+            "train_loss": train["loss"],
+            "test_accuracy": test["accuracy"],
+            "test_loss": test["loss"],
+        }
+
+    n_batches = max(1, len(x_train) // batch_size)  # the last partial batch is dropped
+    epoch, batch = 0, 0
+    state = ctx.resume()
+    if state is not None:
+        learner.load_state_dict(state["learner"])
+        epoch, batch, running = state["epoch"], state["batch"], state["running"]
+    else:
+        running = []
+        ctx.checkpoint({"learner": learner.state_dict(), "epoch": 0, "batch": 0, "running": []})
+    bar = ctx.progress(epochs * n_batches, initial=epoch * n_batches + batch)
+    final: dict[str, float] = {}
+    while epoch < epochs:
+        order = epoch_order(len(x_train), ctx.seed, epoch)
+        for b in range(batch, n_batches):
+            step = epoch * n_batches + b + 1
+            idx = order[b * batch_size : (b + 1) * batch_size].to(x_train.device)
+            loss = learner.train_step(x_train[idx], y_train[idx])["loss"]
+            ctx.check_finite(step, train_loss=loss)
+            running.append(loss)
+            if step % log_every == 0:
+                ctx.log(step, batch_loss=sum(running) / len(running))
+                running = []
+            bar.update()
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+            ctx.boundary(
+                lambda e=epoch, b=b, r=list(running): {
+                    "learner": learner.state_dict(),
+                    "epoch": e,
+                    "batch": b + 1,
+                    "running": r,
+                }
+            )
+        final = measure()
+        ctx.log((epoch + 1) * n_batches, epoch=epoch + 1, **final)
+        epoch, batch = epoch + 1, 0
+        ctx.checkpoint(
+            {"learner": learner.state_dict(), "epoch": epoch, "batch": 0, "running": running}
+        )
+    bar.close()
+    return final or measure()  # measure(): resumed after the last epoch was logged

@@ -1,0 +1,54 @@
+"""The contract every registered experiment meets, checked the moment it is registered
+(scikit-learn's estimator_checks habit): its smoke scale runs, writes the run-folder
+contract, produces finite metrics, and gives identical metrics for the same seed."""
+
+import json
+import math
+
+import pytest
+
+from creditlab import registry, runner
+
+RESULT_KEYS = {
+    "experiment",
+    "scale",
+    "seed",
+    "config",
+    "metrics",
+    "paper",
+    "wall_seconds",
+    "peak_memory_mb",
+    "versions",
+    "git_commit",
+}
+EXPERIMENTS = sorted(registry.load_all())
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_smoke_run_meets_the_run_folder_contract(name, tmp_path):
+    exp = registry.get(name)
+    first = runner.run(exp, scale="smoke", seed=1, out=tmp_path / "a")
+    second = runner.run(exp, scale="smoke", seed=1, out=tmp_path / "b")
+
+    result = json.loads((tmp_path / "a" / "result.json").read_text())
+    assert RESULT_KEYS <= set(result)
+    assert result == json.loads(json.dumps(first))
+    assert result["experiment"] == name and result["scale"] == "smoke" and result["seed"] == 1
+    assert set(result["versions"]) == {"python", "torch", "creditlab"}
+    assert result["metrics"] and all(math.isfinite(v) for v in result["metrics"].values())
+    for figure in result["paper"].values():
+        assert set(figure) == {"value", "source"} and isinstance(figure["value"], float | int)
+    for metric, value in result["metrics"].items():
+        if metric.endswith("_accuracy"):
+            assert 0.0 <= value <= 1.0, metric
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["experiment"] == name and config["config"] == result["config"]
+    lines = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+    assert lines and all(isinstance(json.loads(line)["step"], int) for line in lines)
+    assert list((tmp_path / "a" / "plots").glob("*.png"))
+    assert not (tmp_path / "a" / "checkpoint.pt").exists()
+
+    def reproducible(metrics):
+        return {k: v for k, v in metrics.items() if not registry.is_timing_metric(k)}
+
+    assert reproducible(second["metrics"]) == reproducible(first["metrics"])

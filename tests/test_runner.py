@@ -1,0 +1,130 @@
+"""Run folders, interruption and resume, divergence, and the bp baselines' learning."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from creditlab import registry, runner
+
+CLI = [sys.executable, "-m", "creditlab"]
+LONG_DIGITS = ["run", "bp.digits", "--scale", "smoke", "--set", "epochs=150"]
+
+
+def _metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "result.json").read_text())["metrics"]
+
+
+def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    start = time.monotonic()
+    while not predicate():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() - start < timeout, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ref") / "run"
+    subprocess.run([*CLI, *LONG_DIGITS, "--out", str(out)], check=True, capture_output=True)
+    return out
+
+
+def test_ctrl_c_leaves_a_checkpoint_and_resume_finishes_the_same_run(uninterrupted, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [*CLI, *LONG_DIGITS, "--out", str(out)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    # interrupt once training is under way (some minibatch losses were logged)
+    _wait_for(
+        lambda: (out / "metrics.jsonl").exists() and (out / "metrics.jsonl").stat().st_size > 200,
+        proc,
+    )
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "resume" in err and "Traceback" not in err
+    assert (out / "checkpoint.pt").exists() and not (out / "result.json").exists()
+
+    done = subprocess.run([*CLI, "run", "--resume", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert _metrics(out) == _metrics(uninterrupted)
+    assert (out / "metrics.jsonl").read_text() == (uninterrupted / "metrics.jsonl").read_text()
+    assert not (out / "checkpoint.pt").exists()
+
+
+def test_a_killed_run_resumes_from_its_last_periodic_checkpoint(uninterrupted, tmp_path):
+    out = tmp_path / "run"
+    env = dict(os.environ, CREDITLAB_CHECKPOINT_EVERY="0")  # checkpoint at every step
+    proc = subprocess.Popen(
+        [*CLI, *LONG_DIGITS, "--out", str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for(
+        lambda: (out / "metrics.jsonl").exists() and (out / "metrics.jsonl").stat().st_size > 300,
+        proc,
+    )
+    proc.kill()
+    proc.wait()
+    assert (out / "checkpoint.pt").exists() and not (out / "result.json").exists()
+    done = subprocess.run([*CLI, "run", "--resume", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert _metrics(out) == _metrics(uninterrupted)
+    assert (out / "metrics.jsonl").read_text() == (uninterrupted / "metrics.jsonl").read_text()
+
+
+def test_resume_refuses_finished_and_foreign_folders(uninterrupted, tmp_path):
+    for target, message in [(uninterrupted, "already finished"), (tmp_path, "not a run folder")]:
+        proc = subprocess.run(
+            [*CLI, "run", "--resume", str(target)], capture_output=True, text=True
+        )
+        assert proc.returncode == 2 and message in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_nan_loss_stops_with_exit_3_and_keeps_the_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [
+            *CLI,
+            "run",
+            "bp.digits",
+            "--scale",
+            "smoke",
+            "--set",
+            "optimizer=sgd",
+            "--set",
+            "lr=1e30",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "became nan at step" in proc.stderr or "became inf at step" in proc.stderr
+    assert "train_loss" in proc.stderr and "Traceback" not in proc.stderr
+    assert (out / "checkpoint.pt").exists() and not (out / "result.json").exists()
+
+
+def test_default_run_folder_is_named_by_time_and_seed(tmp_path):
+    result = runner.run(registry.get("bp.digits"), scale="smoke", seed=7, runs_root=tmp_path)
+    (folder,) = (tmp_path / "bp.digits").iterdir()
+    assert folder.name.endswith("-s7") and folder.name[:8].isdigit()
+    assert result["seed"] == 7
+
+
+@pytest.mark.parametrize(("name", "threshold"), [("bp.digits", 0.9), ("bp.mnist", 0.85)])
+def test_backprop_smoke_runs_learn(name, threshold, tmp_path):
+    metrics = runner.run(registry.get(name), scale="smoke", out=tmp_path / "r")["metrics"]
+    assert metrics["test_accuracy"] >= threshold
