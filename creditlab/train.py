@@ -1,4 +1,5 @@
-"""The one supervised training loop, shared by every method that learns a classifier.
+"""The one supervised training loop, shared by every method that learns a classifier,
+and the backprop classifier baseline (its config, its MNIST scales) built on it.
 
 A method supplies a :class:`Learner` (its update rule); :func:`fit` supplies the rest:
 minibatch order, evaluation, logging, progress, NaN checks and exact checkpoints.
@@ -10,11 +11,14 @@ one that never stopped.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import nn
 
+from creditlab import data
+from creditlab.models import build_classifier
 from creditlab.runner import RunContext
 
 
@@ -164,3 +168,67 @@ def fit(
         )
     bar.close()
     return final or measure()  # measure(): resumed after the last epoch was logged
+
+
+@dataclass
+class ClassifierConfig:
+    model: Literal["mlp", "cnn"] = "mlp"
+    """network: a fully connected MLP or a small LeNet-style CNN"""
+    hidden: tuple[int, ...] = (500, 500)
+    """hidden layer widths of the MLP (for the CNN: the width of its one dense layer)"""
+    channels: tuple[int, ...] = (32, 64)
+    """CNN only: output channels of each conv + max-pool stage"""
+    activation: Literal["relu", "tanh", "sigmoid"] = "relu"
+    """hidden-unit nonlinearity"""
+    epochs: int = 50
+    """passes over the training set"""
+    batch_size: int = 100
+    """examples per minibatch"""
+    optimizer: Literal["adam", "sgd"] = "adam"
+    """optimiser applied to the backprop gradient"""
+    lr: float = 1e-3
+    """initial learning rate (cosine-decayed to zero over the run)"""
+    momentum: float = 0.9
+    """SGD only: momentum"""
+    weight_decay: float = 0.0
+    """L2 penalty coefficient"""
+    n_train: int = 0
+    """use only the first n_train training examples (0: all)"""
+
+
+# The scales of the 784-500-500-10 MNIST MLP; every method that trains this network on MNIST
+# uses them, so its numbers sit beside bp.mnist's at the same budget.
+MNIST_MLP_SCALES = {
+    "smoke": {"hidden": (64,), "epochs": 3, "n_train": 2000, "lr": 3e-3},
+    "quick": {"epochs": 10},
+}
+
+
+def load_split(dataset: str, n_train: int, ctx: RunContext) -> tuple[data.Dataset, tuple]:
+    """Load ``dataset`` (recorded in the run's result.json) and return it with its
+    ``(x_train, y_train, x_test, y_test)`` on the run's device, the training set cut to its
+    first ``n_train`` examples when ``n_train`` > 0."""
+    ds = data.load(dataset)
+    ctx.data = ds.info()
+    cut = slice(0, n_train or None)
+    tensors = (ds.x_train[cut], ds.y_train[cut], ds.x_test, ds.y_test)
+    return ds, tuple(t.to(ctx.device) for t in tensors)
+
+
+def train_classifier(dataset: str, cfg: ClassifierConfig, ctx: RunContext) -> dict[str, float]:
+    """Load ``dataset``, build the network, train it with backprop; return final metrics."""
+    ds, (x_train, y_train, x_test, y_test) = load_split(dataset, cfg.n_train, ctx)
+    model = build_classifier(
+        cfg.model, ds.input_shape, ds.n_classes, cfg.hidden, cfg.channels, cfg.activation
+    ).to(ctx.device)
+    optimizer = make_optimizer(
+        model.parameters(), cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay
+    )
+    steps = cfg.epochs * max(1, len(x_train) // cfg.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    learner = BackpropClassifier(model, optimizer, schedule)
+    metrics = fit(
+        ctx, learner, x_train, y_train, x_test, y_test, epochs=cfg.epochs, batch_size=cfg.batch_size
+    )
+    metrics["parameters"] = sum(p.numel() for p in model.parameters())
+    return metrics
