@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="one HTML page of the latest runs")
     p.add_argument("runs_dir", nargs="?", type=Path, default=Path("runs"))
     p.add_argument("--out", type=Path, help="output file (default RUNS_DIR/report.html)")
+    p.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="FILE",
+        help="also write the summary table as Markdown (e.g. docs/reproductions.md)",
+    )
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="every method's quick experiment, then the report")
@@ -92,14 +98,14 @@ def _show(exp: registry.Experiment) -> int:
         print(f"paper: {exp.paper_title}")
     docs, hints = registry.field_docs(exp.config), typing.get_type_hints(exp.config)
     defaults = exp.config()
-    print("\nsettings (--set KEY=VALUE); defaults are the paper scale:")
+    print("\nsettings (--set KEY=VALUE) and their defaults:")
     for f in dataclasses.fields(exp.config):
         kind = registry.describe_type(hints[f.name])
         print(f"  {f.name} ({kind}) = {getattr(defaults, f.name)!r}\n      {docs.get(f.name, '')}")
     print("\nscales:")
     for scale in registry.SCALES:
         changes = ", ".join(f"{k}={v!r}" for k, v in exp.scales.get(scale, {}).items())
-        print(f"  {scale}: {changes or '(the defaults)'}")
+        print(f"  {scale}: {changes or 'the defaults'}")
     for metric, figure in exp.paper_figures().items():
         print(f"paper figure: {metric} = {figure['value']} ({figure['source']})")
     return 0
@@ -159,6 +165,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UserError(f"no runs folder at {args.runs_dir}; run an experiment first")
     out = build_report(args.runs_dir, args.out or args.runs_dir / "report.html")
     print(f"report: {out}")
+    if args.markdown:
+        from creditlab.report import markdown_table
+
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(markdown_table(args.runs_dir))
+        print(f"markdown: {args.markdown}")
     return 0
 
 

@@ -5,8 +5,8 @@ An experiment is a function ``fn(cfg, ctx) -> dict[str, float]`` registered with
 string literal right below the field, as CleanRL and tyro read them); ``creditlab list``
 and ``--set`` are generated from it, so a flag and its documentation cannot drift apart.
 
-The dataclass defaults are the paper's protocol (the ``paper`` scale); ``smoke`` and
-``quick`` are overrides of some fields::
+Each scale is a set of overrides of the dataclass defaults; the defaults are usually the
+paper's protocol, so ``paper`` often overrides nothing::
 
     @experiment("bp.digits", config=DigitsConfig, paper_title="...",
                 scales={"smoke": {"epochs": 1}, "quick": {"epochs": 20}},

@@ -63,7 +63,9 @@ def test_run_prints_metrics_and_report_embeds_them(capsys, tmp_path):
     assert main(["run", "bp.digits", "--scale", "smoke", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "test_accuracy" in printed and str(out) in printed
-    assert main(["report", str(tmp_path / "runs")]) == 0
+    table = tmp_path / "table.md"
+    assert main(["report", str(tmp_path / "runs"), "--markdown", str(table)]) == 0
+    assert "| bp.digits | smoke |" in table.read_text()
     page = (tmp_path / "runs" / "report.html").read_text()
     assert "bp.digits" in page and "data:image/png;base64" in page
     assert "no runs folder" in _one_line_error(capsys, ["report", str(tmp_path / "nowhere")])
