@@ -85,7 +85,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = [("experiment", "scales", "demo", "what it shows (paper)")]
     for exp in experiments.values():
         paper = f" ({exp.paper_title})" if exp.paper_title else ""
-        rows.append((exp.name, ",".join(exp.scales), "yes" if exp.demo else "", exp.title + paper))
+        rows.append((exp.name, ",".join(registry.SCALES), "yes" if exp.demo else "", exp.title + paper))
     width = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, width, strict=False)) + "  " + r[3])
