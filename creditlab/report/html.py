@@ -194,7 +194,10 @@ def headline(result: dict) -> list[Comparison]:
     """The metrics the paper reports; failing that, the first accuracy, or the first metric."""
     rows = comparisons(result)
     with_paper = [c for c in rows if c.paper is not None]
-    accuracies = [c for c in rows if "accuracy" in c.metric.lower()]
+    accuracies = sorted(
+        (c for c in rows if "accuracy" in c.metric.lower()),
+        key=lambda c: not c.metric.startswith("test"),  # a test accuracy first
+    )
     return with_paper or accuracies[:1] or rows[:1]
 
 
@@ -362,7 +365,8 @@ def _section(name: str, run: Run, n_finished: int, runs_dir: Path, scratch: Path
     if curves:
         parts.append("<h3>Learning curves</h3>")
         parts += [_img(p, "learning curves") for p in curves]
-    figures = sorted((run.folder / "plots").glob("*.png"))
+    drawn = {p.name for p in curves}  # the runner saved the same curves in plots/
+    figures = [p for p in sorted((run.folder / "plots").glob("*.png")) if p.name not in drawn]
     if figures:
         parts.append("<h3>Figures</h3>")
         parts += [

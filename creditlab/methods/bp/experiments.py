@@ -19,8 +19,8 @@ from creditlab.train import MNIST_MLP_SCALES, ClassifierConfig, train_classifier
     paper_title="Backpropagation baseline (Rumelhart, Hinton & Williams 1986)",
     scales={
         "smoke": {"hidden": (32,), "epochs": 5, "lr": 1e-2},
-        "quick": {"hidden": (128,), "epochs": 30},
-        "paper": {"hidden": (128,), "epochs": 100},
+        "quick": {"hidden": (128,), "epochs": 30, "lr": 1e-2},
+        "paper": {"hidden": (128,), "epochs": 100, "lr": 1e-2},
     },
     demo=True,
 )
