@@ -1,4 +1,4 @@
-"""The ``creditlab`` command line: list, run, report, data, demo.
+"""The ``creditlab`` command line: list, run, report, data, demo, explain.
 
 Every failure a user can cause prints one line and exits 2; a run whose loss becomes NaN
 or inf exits 3 with its checkpoint kept; an interrupted run exits 130 and says how to
@@ -72,9 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", metavar="NAME", help="run only these experiments")
     p.set_defaults(func=cmd_demo)
 
+    from creditlab.autodiff.explain import add_parser as add_explain_parser
     from creditlab.data.commands import add_parser as add_data_parser
 
     add_data_parser(sub)
+    add_explain_parser(sub)
     return parser
 
 
@@ -85,7 +87,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = [("experiment", "scales", "demo", "what it shows (paper)")]
     for exp in experiments.values():
         paper = f" ({exp.paper_title})" if exp.paper_title else ""
-        rows.append((exp.name, ",".join(registry.SCALES), "yes" if exp.demo else "", exp.title + paper))
+        rows.append(
+            (exp.name, ",".join(registry.SCALES), "yes" if exp.demo else "", exp.title + paper)
+        )
     width = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, width, strict=False)) + "  " + r[3])
