@@ -1,0 +1,1 @@
+"""Diagnostics that watch a network learn: alignment with backprop, ReLU liveness."""
