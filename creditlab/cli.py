@@ -180,8 +180,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The quick suite: every experiment marked ``demo``, one after another, then the report."""
-    from creditlab import runner
-    from creditlab.report import build_report
+    from creditlab import report, runner
 
     experiments = [e for e in registry.load_all().values() if e.demo]
     if args.only:
@@ -196,13 +195,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"  failed: {err}")
             failed.append(exp.name)
             continue
-        headline = ", ".join(
-            f"{k}={v:.4g}"
-            for k, v in result["metrics"].items()
-            if k in result["paper"] or "accuracy" in k
-        )
+        headline = ", ".join(f"{c.metric}={c.measured:.4g}" for c in report.headline(result)[:3])
         print(f"  {headline}  ({time.monotonic() - start:.0f} s)")
-    out = build_report(args.runs, args.runs / "report.html")
+    out = report.build_report(args.runs, args.runs / "report.html")
     print(f"report: {out}")
     if failed:
         print(f"{len(failed)} experiment(s) failed: {', '.join(failed)}")

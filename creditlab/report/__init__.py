@@ -1,6 +1,13 @@
 """Plots (PNG files, drawn off-screen) and the self-contained HTML report built from run folders."""
 
-from creditlab.report.html import build_report, markdown_table
+from creditlab.report.html import build_report, headline, markdown_table
 from creditlab.report.plots import line_plot, plot_learning_curves, read_metrics
 
-__all__ = ["build_report", "line_plot", "markdown_table", "plot_learning_curves", "read_metrics"]
+__all__ = [
+    "build_report",
+    "headline",
+    "line_plot",
+    "markdown_table",
+    "plot_learning_curves",
+    "read_metrics",
+]
