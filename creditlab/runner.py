@@ -283,6 +283,7 @@ def _execute(
     ctx = RunContext(exp, cfg, scale, seed, device, out)
     if checkpoint is not None:
         ctx._restore(checkpoint)
+    reset_peak_memory()
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     ctx._started = time.monotonic()
@@ -321,9 +322,23 @@ def _execute(
     return result
 
 
+def reset_peak_memory() -> None:
+    """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM), so a run
+    reports its own peak even when several share one process (``creditlab demo``, tests)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass  # elsewhere the peak is the process's since it started
+
+
 def peak_memory_mb(device: str = "cpu") -> float:
-    """Peak resident memory of this process (and peak CUDA allocation on a GPU), in MB."""
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """Peak resident memory since :func:`reset_peak_memory` (and peak CUDA allocation on a
+    GPU), in MB."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        rss_mb = int(status.split("VmHWM:")[1].split()[0]) / 1024  # kB
+    except (OSError, IndexError, ValueError):
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     if device.startswith("cuda"):
         return rss_mb + torch.cuda.max_memory_allocated() / 2**20
     return rss_mb

@@ -1,0 +1,41 @@
+"""Coagent networks (Kostas, Nota & Thomas 2020): reinforcement learning without backpropagation
+or a clock, and option-critic as a special case.
+
+* :mod:`.coagents`: Bernoulli, softmax and Gaussian coagents, each with its local CPGT update.
+* :mod:`.network`: acyclic coagent networks, execution functions, held outputs, asynchronous CPGT.
+* :mod:`.critic`: the one critic whose TD error is broadcast to every coagent.
+* :mod:`.exact`: the exact likelihood-ratio gradient of a small network, for the gradient check.
+* :mod:`.actor_critic`: coagent and backprop actor-critics on Gymnasium vector environments.
+* :mod:`.option_critic`: option-critic as a coagent network, Bacon et al.'s original updates.
+* :mod:`.four_rooms`: the Four Rooms environment (``gymnasium.Env``).
+"""
+
+from creditlab.methods.coagent.coagents import (
+    BernoulliCoagent,
+    Coagent,
+    GaussianCoagent,
+    SoftmaxCoagent,
+)
+from creditlab.methods.coagent.network import (
+    Always,
+    CoagentNetwork,
+    ExecutionFunction,
+    FixedPeriod,
+    FixedProbability,
+    Node,
+    StateDependent,
+)
+
+__all__ = [
+    "Always",
+    "BernoulliCoagent",
+    "Coagent",
+    "CoagentNetwork",
+    "ExecutionFunction",
+    "FixedPeriod",
+    "FixedProbability",
+    "GaussianCoagent",
+    "Node",
+    "SoftmaxCoagent",
+    "StateDependent",
+]

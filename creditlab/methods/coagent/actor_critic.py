@@ -1,0 +1,329 @@
+"""Actor-critic on Gymnasium vector environments: a coagent-network actor or a backprop actor,
+the same critic, the same rollouts.
+
+One loop (:func:`train_actor_critic`) serves both actors, so "coagent vs backprop at equal
+environment steps" compares only the credit assignment inside the actor:
+
+* :class:`CoagentActor`: state -> ``hidden`` Bernoulli coagents -> one softmax action
+  coagent. Each coagent computes its own ``grad log pi_i(U^i | X^i)`` (closed form, no
+  autograd, see :mod:`.coagents`) and scales it by the broadcast signal times its execution
+  indicator. The ascent direction is handed to Adam; Adam is elementwise, so every
+  parameter's step still depends only on that parameter's own gradient history: the update
+  stays local.
+* :class:`BackpropActor`: the same layer sizes with deterministic tanh hidden units,
+  trained by autograd on ``-signal * log pi(A | S)`` (the CleanRL-style actor-critic).
+
+Both actors may add an entropy bonus on the action distribution (``entropy_coef``; used for
+Acrobot only): for the coagent network it is the action coagent's own entropy gradient, a
+local term like its update. Rewards are scaled by ``reward_scale`` for the critic only.
+
+Rollouts: ``num_envs`` environments step together for ``rollout_steps`` steps, then the critic
+broadcasts its TD(lambda) advantage (lambda = 0: the one-step TD error) and actor and critic
+each take one step. Gymnasium 1.x vector environments autoreset on the *next* step: the step
+after an episode ends ignores the action and returns the first observation of the next
+episode. Those steps are not transitions: they are masked out of every update, are not
+counted as environment steps, and reset the network's held outputs and step counter.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from creditlab.methods.coagent.coagents import BernoulliCoagent, SoftmaxCoagent
+from creditlab.methods.coagent.critic import Critic, lambda_advantages, td_errors
+from creditlab.methods.coagent.network import (
+    Always,
+    CoagentNetwork,
+    ExecutionFunction,
+    FixedProbability,
+    Node,
+    Transition,
+)
+from creditlab.runner import RunContext
+
+Tensor = torch.Tensor
+
+
+def make_vector_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
+    """``num_envs`` copies of ``env_id``: Gymnasium's batched NumPy implementation where it has
+    one (CartPole), otherwise a ``SyncVectorEnv``. Both autoreset on the next step, and both
+    pickle (with their random generators), which is how a run checkpoints them."""
+    if gym.spec(env_id).vector_entry_point is not None:
+        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+    return gym.vector.SyncVectorEnv([functools.partial(gym.make, env_id)] * num_envs)
+
+
+# --- actors -----------------------------------------------------------------------------------
+
+
+class CoagentActor:
+    """State -> ``hidden`` Bernoulli coagents -> softmax action coagent; no backprop anywhere."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        n_actions: int,
+        hidden: int,
+        lr: float,
+        execution_probability: float = 1.0,
+        asynchronous_action: bool = True,
+        init_std: float = 1.0,
+    ):
+        execute: ExecutionFunction = (
+            Always() if execution_probability >= 1 else FixedProbability(execution_probability)
+        )
+        self.network = CoagentNetwork(
+            {
+                "hidden": Node(
+                    BernoulliCoagent(obs_dim, hidden, init_std=init_std), ("state",), execute
+                ),
+                "action": Node(
+                    SoftmaxCoagent(hidden, n_actions),
+                    ("hidden",),
+                    execute if asynchronous_action else Always(),
+                ),
+            },
+            action="action",
+        )
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=lr)
+
+    def reset(self, batch: int | None = None, where: Tensor | None = None) -> None:
+        self.network.reset(batch, where)
+
+    def act(self, obs: Tensor, t: Tensor) -> tuple[Tensor, Transition]:
+        return self.network.act(obs, t)
+
+    def update(self, steps: list[Transition], signal: Tensor, entropy: Tensor) -> None:
+        """Each coagent ascends its own ``sum_t E^i_t signal_t grad log pi_i`` (via Adam); the
+        action coagent adds its own entropy bonus, weighted by ``entropy`` per step."""
+        grads = self.network.local_gradients(steps, signal)
+        if entropy.any():
+            action = self.network.coagents[self.network.action]
+            x = torch.cat([s.inputs[self.network.action] for s in steps])
+            bonus = action.entropy_gradient(x, entropy.reshape(-1))
+            for param, g in bonus.items():
+                grads[self.network.action][param] = grads[self.network.action][param] + g
+        for name, coagent_grads in grads.items():
+            for param, g in coagent_grads.items():
+                getattr(self.network.coagents[name], param).grad = -g  # Adam minimises
+        self.optimizer.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "network": self.network.state_dict(),
+            "held": dict(self.network.held),
+            "optimizer": self.optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["network"])
+        self.network.held = dict(state["held"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+class BackpropActor:
+    """The same sizes with deterministic tanh hidden units, trained by backprop (autograd)."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: int, lr: float):
+        self.model = nn.Sequential(
+            nn.Linear(obs_dim, hidden), nn.Tanh(), nn.Linear(hidden, n_actions)
+        )
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
+
+    def reset(self, batch: int | None = None, where: Tensor | None = None) -> None:
+        """A feedforward policy holds nothing between steps."""
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, t: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        action = torch.multinomial(torch.softmax(self.model(obs), -1), 1).squeeze(1)
+        return action, (obs, action)
+
+    def update(self, steps: list[tuple[Tensor, Tensor]], signal: Tensor, entropy: Tensor) -> None:
+        obs = torch.cat([s[0] for s in steps])
+        actions = torch.cat([s[1] for s in steps])
+        log_pi_all = torch.log_softmax(self.model(obs), -1)
+        log_pi = log_pi_all.gather(1, actions[:, None]).squeeze(1)
+        bonus = -(log_pi_all.exp() * log_pi_all).sum(-1)  # H(pi(. | s))
+        loss = -(signal.reshape(-1) * log_pi).sum() - (entropy.reshape(-1) * bonus).sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+# --- the loop -----------------------------------------------------------------------------------
+
+
+@dataclass
+class LoopSettings:
+    """The rollout/update settings :func:`train_actor_critic` needs (a subset of the config)."""
+
+    total_steps: int
+    num_envs: int
+    rollout_steps: int
+    gamma: float
+    td_lambda: float
+    normalize_signal: bool
+    gamma_t_weighting: bool
+    anneal_lr: bool
+    log_every: int
+    entropy_coef: float = 0.0
+    obs_scale: tuple[float, ...] = ()
+    reward_scale: float = 1.0
+
+
+class _Loop:
+    """The environment loop's state, everything needed to resume it exactly."""
+
+    def __init__(self, envs: gym.vector.VectorEnv, seed: int, agent: Any, scale: Tensor):
+        obs, _ = envs.reset(seed=seed)
+        n = envs.num_envs
+        self.envs, self.obs = envs, torch.as_tensor(obs) * scale
+        self.t = torch.zeros(n, dtype=torch.long)  # steps since the episode began
+        self.prev_done = torch.zeros(n, dtype=torch.bool)  # this step is an autoreset step
+        self.episode_return = torch.zeros(n, dtype=torch.float64)
+        self.returns: list[float] = []  # completed episodes, in order
+        self.return_steps: list[int] = []  # env steps at which each one completed
+        self.env_steps = 0
+        self.logged_episodes = 0  # episodes already summarised in metrics.jsonl
+        self.next_log = 0  # env steps at which the next summary is due
+        agent.reset(batch=n)
+
+    def state(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _Loop:
+        loop = cls.__new__(cls)
+        vars(loop).update(state)
+        return loop
+
+
+def train_actor_critic(
+    agent: CoagentActor | BackpropActor,
+    critic: Critic,
+    env_id: str,
+    settings: LoopSettings,
+    ctx: RunContext,
+    label: str,
+    resume: dict[str, Any] | None = None,
+    wrap_state: Any = None,
+) -> dict[str, Any]:
+    """Train ``agent`` with ``critic`` for ``settings.total_steps`` environment steps.
+
+    Logs ``return_<label>`` (mean return of the episodes finished since the last log) against
+    environment steps; returns the completed episodes' returns and the measured speed.
+    ``wrap_state(loop_state)`` turns the loop's state into the run's checkpoint state.
+    """
+    s = settings
+    scale = 1.0 / torch.tensor(s.obs_scale) if s.obs_scale else torch.tensor(1.0)
+    if resume is not None:
+        agent.load_state_dict(resume["agent"])
+        critic.load_state_dict_with_optimizer(resume["critic"])
+        loop = _Loop.from_state(resume["loop"])
+    else:
+        loop = _Loop(make_vector_env(env_id, s.num_envs), ctx.seed, agent, scale)
+    bar = ctx.progress(
+        s.total_steps, desc=f"{ctx.experiment.name} [{label}]", initial=loop.env_steps
+    )
+    started, steps_at_start = time.perf_counter(), loop.env_steps
+    while loop.env_steps < s.total_steps:
+        records, obs, next_obs, rewards, terminated, done, valid, ts = (
+            [],
+            [],
+            [],
+            [],
+            [],
+            [],
+            [],
+            [],
+        )
+        for _ in range(s.rollout_steps):
+            action, record = agent.act(loop.obs, loop.t)
+            o, r, term, trunc, _ = loop.envs.step(action.numpy())
+            o, r = torch.as_tensor(o) * scale, torch.as_tensor(r, dtype=torch.float64)
+            term, trunc = torch.as_tensor(term), torch.as_tensor(trunc)
+            real = ~loop.prev_done  # an autoreset step is not a transition
+            records.append(record)
+            obs.append(loop.obs)
+            next_obs.append(o)
+            rewards.append(r)
+            terminated.append(term)
+            done.append(term | trunc)
+            valid.append(real)
+            ts.append(loop.t)
+            loop.episode_return += r * real
+            finished = (term | trunc) & real
+            if finished.any():
+                loop.returns.extend(loop.episode_return[finished].tolist())
+                loop.return_steps.extend([loop.env_steps + int(real.sum())] * int(finished.sum()))
+                loop.episode_return[finished] = 0.0
+            loop.env_steps += int(real.sum())
+            # The observation after an autoreset step starts a new episode: t = 0, outputs reset.
+            loop.t = torch.where(loop.prev_done, 0, loop.t + 1)
+            if loop.prev_done.any():
+                agent.reset(where=loop.prev_done)
+            loop.prev_done = term | trunc
+            loop.obs = o
+        # --- the critic broadcasts one signal per step; actor and critic each take one step ---
+        obs_b, next_b = torch.stack(obs), torch.stack(next_obs)
+        valid_b, done_b = torch.stack(valid), torch.stack(done)
+        with torch.no_grad():
+            values = critic(obs_b).double()
+            next_values = critic(next_b).double()
+        scaled = torch.stack(rewards) * s.reward_scale  # in the critic's units
+        deltas = td_errors(scaled, values, next_values, torch.stack(terminated), s.gamma)
+        deltas = deltas * valid_b
+        advantages = lambda_advantages(deltas, done_b, s.gamma, s.td_lambda) * valid_b
+        if s.anneal_lr:  # linear decay to zero over the run (CleanRL's anneal_lr)
+            for optimizer in (agent.optimizer, critic.optimizer):
+                for group in optimizer.param_groups:
+                    group.setdefault("initial_lr", group["lr"])
+                    group["lr"] = group["initial_lr"] * (1 - loop.env_steps / s.total_steps)
+        critic.fit(obs_b, (advantages + values).float(), valid_b.float())
+        signal = advantages
+        if s.normalize_signal:
+            real = signal[valid_b]
+            signal = (signal - real.mean()) / (real.std() + 1e-8) * valid_b
+        if s.gamma_t_weighting:
+            signal = signal * s.gamma ** torch.stack(ts).double()
+        n_valid = valid_b.sum().clamp(min=1)
+        entropy = s.entropy_coef * valid_b / n_valid
+        agent.update(records, (signal / n_valid).float(), entropy.float())
+        bar.update(loop.env_steps - bar.n)
+        if loop.env_steps >= loop.next_log and len(loop.returns) > loop.logged_episodes:
+            recent = loop.returns[loop.logged_episodes :]
+            ctx.log(loop.env_steps, **{f"return_{label}": float(np.mean(recent))})
+            loop.logged_episodes = len(loop.returns)
+            loop.next_log = (loop.env_steps // s.log_every + 1) * s.log_every
+        ctx.boundary(
+            lambda: wrap_state(
+                {
+                    "agent": agent.state_dict(),
+                    "critic": critic.state_dict_with_optimizer(),
+                    "loop": loop.state(),
+                }
+            )
+        )
+    bar.close()
+    seconds = time.perf_counter() - started
+    return {
+        "returns": loop.returns,
+        "return_steps": loop.return_steps,
+        "env_steps": loop.env_steps,
+        "env_steps_per_second": (loop.env_steps - steps_at_start) / max(seconds, 1e-9),
+    }

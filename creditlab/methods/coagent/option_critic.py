@@ -1,0 +1,427 @@
+r"""Option-critic as an asynchronous coagent network, Bacon et al.'s original updates, and a flat
+actor-critic, on Four Rooms.
+
+The network (Kostas, Nota & Thomas 2020, Sec. 6). At step ``t`` three coagents run in order:
+
+* the **termination coagent** ``beta_nu``: input ``X = (S_t, O_{t-1})``, output the bit
+  ``T_t ~ Bernoulli(beta_nu(S_t, O_{t-1}))`` ("the current option ends here"); it executes at
+  every ``t >= 1`` and outputs ``T_0 = 1`` at the first step (there is no option yet);
+* the **policy over options** ``pi_Omega``: input ``S_t``, output ``O_t``. Its execution function
+  is ``E_t = T_t``: it executes only when the termination fired, otherwise it *holds*
+  ``O_t = O_{t-1}``. This is the asynchronous, recurrent part;
+* the **intra-option policy** ``pi_theta``: input ``(S_t, O_t)``, output the action ``A_t``.
+
+Derivation of the three updates from the asynchronous CPGT,
+``dJ/dtheta_i = E[sum_t gamma^t E^i_t G_t grad log pi_i(U^i_t | X^i_t)]``:
+
+1. Intra-option policy (``E = 1``):
+   ``E[sum_t gamma^t G_t grad_theta log pi_theta(A_t | S_t, O_t)]``. Conditioning on
+   ``(S_t, O_t, A_t)`` turns ``G_t`` into ``Q_U(S_t, O_t, A_t)``: this is Bacon
+   et al.'s intra-option policy gradient theorem, with ``Q_U`` estimated by the return.
+2. Termination (``E = 1`` for ``t >= 1``): given ``S_t = s, O_{t-1} = o``, the return expected
+   after ``T_t = 0`` is ``Q_Omega(s, o)`` (the option continues) and after ``T_t = 1`` it is
+   ``V_Omega(s)`` (a fresh option from ``pi_Omega``). Summing over ``T_t``,
+   ``sum_T grad beta(T | s, o) E[G | T] = d beta/d nu (V_Omega(s) - Q_Omega(s, o))
+   = -d beta/d nu * A_Omega(s, o)``: Bacon et al.'s termination gradient theorem
+   (their ``s'`` is our ``S_t``, one step later in their indexing).
+3. Policy over options (``E_t = T_t``): ``E[sum_t gamma^t T_t G_t grad log pi_Omega(O_t | S_t)]``,
+   the policy gradient of ``pi_Omega`` applied at termination steps only. (Bacon et al. instead
+   learn ``Q_Omega`` by intra-option Q-learning and act epsilon-greedily on it.)
+
+That is the whole derivation: the CPGT gives each coagent its rule, and the asynchronous CPGT
+says that holding ``O`` between terminations is handled by the execution indicator alone.
+
+One critic for all three (the actor-critic form): the network's state before step ``t`` is
+``Z_t = (S_t, O_{t-1})``; a table ``v(Z)`` learned by TD(0) broadcasts
+``delta_t = R_t + gamma v(S_{t+1}, O_t) - v(S_t, O_{t-1})``. Its baseline ``v(Z_t)`` depends on
+no output at step ``t``, and when ``v`` is exact ``E[R_t + gamma v(Z_{t+1}) | ...]`` equals the
+conditional values above, so each coagent's expected update is its CPGT gradient. As in Bacon
+et al. (and nearly all actor-critic practice) the ``gamma^t`` factor is dropped.
+
+Bacon et al.'s **classic option-critic** (:class:`ClassicOptionCritic`) follows their
+released tabular script: ``Q_Omega`` by intra-option Q-learning, ``Q_U`` by one-step TD,
+epsilon-greedy policy over options on ``Q_Omega``, intra-option update
+``theta += alpha (Q_U - Q_Omega) grad`` (the baseline on) and termination update
+``nu -= alpha d beta/d nu (Q_Omega(s', o) - max_o' Q_Omega(s', o'))``, all applied after each
+step at the new state and option, exactly as the script does.
+
+The **flat actor-critic** is a network of one softmax coagent with a state-value critic.
+
+All tables hold ``runs`` independent runs side by side: run ``k`` reads and writes only the
+rows of its own states (``row = k * 104 + state``), so one vectorised loop runs every seed at
+once and the runs share no parameter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from creditlab.methods.coagent.four_rooms import (
+    EAST_DOORWAY,
+    MAX_EPISODE_STEPS,
+    N_ACTIONS,
+    N_STATES,
+    NEXT_GOALS,
+    step_cells,
+)
+
+# --- tabular coagents (NumPy: Four Rooms needs ~10^5 tiny steps, where torch's per-call cost
+# would dominate). The same math as SoftmaxCoagent/BernoulliCoagent on a one-hot input. ------
+
+
+class TabularSoftmaxCoagent:
+    """``pi(u | x) = softmax(theta[x] / tau)_u`` for a table row ``x``.
+
+    Its local update follows Bacon et al.'s convention, ``theta[x] += lr * signal * (e_u - pi)``,
+    which is ``lr * signal * tau * grad_theta log pi(u | x)``: the ``1/tau`` of the exact gradient
+    is folded into the learning rate, so learning rates compare across both algorithms.
+    Every call touches each row at most once (one row per run), so fancy-index updates are safe.
+    """
+
+    def __init__(self, rows: int, choices: int, temperature: float = 1.0):
+        self.theta = np.zeros((rows, choices))
+        self.temperature = temperature
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        z = self.theta[x] / self.temperature
+        z = np.exp(z - z.max(1, keepdims=True))
+        return z / z.sum(1, keepdims=True)
+
+    def sample(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        cdf = self.probabilities(x).cumsum(1)
+        u = rng.random((len(x), 1))
+        return np.minimum((cdf < u).sum(1), self.theta.shape[1] - 1)
+
+    def coagent_update(self, x: np.ndarray, u: np.ndarray, signal: np.ndarray, lr: float) -> None:
+        """``theta[x] += lr * signal * (e_u - pi(. | x))`` (CPGT, tau folded into ``lr``)."""
+        step = -self.probabilities(x)
+        step[np.arange(len(x)), u] += 1.0
+        self.theta[x] += lr * signal[:, None] * step
+
+
+class TabularBernoulliCoagent:
+    """``P(u = 1 | x) = sigmoid(nu[x])``; local update ``nu[x] += lr * signal * (u - beta)``,
+    exactly ``lr * signal * grad_nu log pi(u | x)``."""
+
+    def __init__(self, rows: int):
+        self.nu = np.zeros(rows)
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.nu[x]))
+
+    def sample(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return (rng.random(len(x)) < self.probability(x)).astype(np.int64)
+
+    def coagent_update(self, x: np.ndarray, u: np.ndarray, signal: np.ndarray, lr: float) -> None:
+        self.nu[x] += lr * signal * (u - self.probability(x))
+
+
+# --- the three agents ------------------------------------------------------------------------
+
+
+class CoagentOptionCritic:
+    """Option-critic as a network of three coagents with one critic ``v(S_t, O_{t-1})``.
+
+    ``act`` runs the network for one step (termination, then the policy over options, which
+    executes only when the termination fired and otherwise holds its output, then the
+    intra-option policy); ``learn`` broadcasts the critic's TD error and each coagent applies its
+    own update, multiplied by its own execution indicator ``E^i_t``.
+    """
+
+    def __init__(
+        self,
+        runs: int,
+        n_options: int,
+        lr_critic: float,
+        lr_termination: float,
+        lr_policy_over_options: float,
+        lr_intra: float,
+        gamma: float,
+        temperature: float,
+    ):
+        k, rows = n_options, runs * N_STATES
+        self.k, self.gamma = k, gamma
+        self.lr_critic = lr_critic
+        self.lr = {
+            "termination": lr_termination,
+            "policy_over_options": lr_policy_over_options,
+            "intra_option_policy": lr_intra,
+        }
+        self.termination = TabularBernoulliCoagent(rows * k)
+        self.policy_over_options = TabularSoftmaxCoagent(rows, k, temperature)
+        self.intra_option_policy = TabularSoftmaxCoagent(rows * k, N_ACTIONS, temperature)
+        self.v = np.zeros(rows * (k + 1))  # v(S_t, O_{t-1}); column k: "no option yet" (t = 0)
+        self.option = np.zeros(runs, dtype=np.int64)  # O_{t-1}: the held output of pi_Omega
+        self.record: dict[str, Any] = {}
+
+    def begin(self, where: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> None:
+        """A new episode: nothing to hold (the termination coagent outputs T_0 = 1 at t = 0)."""
+
+    def _z(self, rows: np.ndarray, previous_option: np.ndarray, first: np.ndarray) -> np.ndarray:
+        return rows * (self.k + 1) + np.where(first, self.k, previous_option)
+
+    def act(self, rows: np.ndarray, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        k, first = self.k, t == 0
+        # termination coagent: X = (S_t, O_{t-1}); executes for t >= 1; outputs T_0 = 1
+        x_beta = rows * k + self.option
+        e_beta = ~first
+        terminate = np.where(e_beta, self.termination.sample(x_beta, rng), 1)
+        # policy over options: X = S_t; executes only when T_t = 1, otherwise holds O_{t-1}
+        e_omega = terminate == 1
+        option = np.where(e_omega, self.policy_over_options.sample(rows, rng), self.option)
+        # intra-option policy: X = (S_t, O_t); executes at every step
+        x_pi = rows * k + option
+        action = self.intra_option_policy.sample(x_pi, rng)
+        self.record = {
+            "z": self._z(rows, self.option, first),
+            "termination": (x_beta, terminate, e_beta),
+            "policy_over_options": (rows, option, e_omega),
+            "intra_option_policy": (x_pi, action, np.ones_like(first)),
+        }
+        self.option = option
+        return action
+
+    def learn(
+        self,
+        rows: np.ndarray,
+        reward: np.ndarray,
+        next_rows: np.ndarray,
+        terminated: np.ndarray,
+        active: np.ndarray,
+    ) -> None:
+        z = self.record["z"]
+        next_z = self._z(next_rows, self.option, np.zeros_like(terminated))
+        delta = reward + self.gamma * np.where(terminated, 0.0, self.v[next_z]) - self.v[z]
+        delta = delta * active
+        self.v[z] += self.lr_critic * delta  # TD(0)
+        for name in ("termination", "policy_over_options", "intra_option_policy"):
+            x, u, executed = self.record[name]
+            coagent = getattr(self, name)
+            coagent.coagent_update(x, u, delta * executed, self.lr[name])  # E^i_t * delta_t
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "nu": self.termination.nu.copy(),
+            "omega": self.policy_over_options.theta.copy(),
+            "theta": self.intra_option_policy.theta.copy(),
+            "v": self.v.copy(),
+            "option": self.option.copy(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.termination.nu = state["nu"].copy()
+        self.policy_over_options.theta = state["omega"].copy()
+        self.intra_option_policy.theta = state["theta"].copy()
+        self.v, self.option = state["v"].copy(), state["option"].copy()
+
+
+class FlatActorCritic:
+    """A network of one softmax coagent (the policy) with a state-value critic ``v(S)``."""
+
+    def __init__(
+        self, runs: int, lr_critic: float, lr_actor: float, gamma: float, temperature: float
+    ):
+        rows = runs * N_STATES
+        self.policy = TabularSoftmaxCoagent(rows, N_ACTIONS, temperature)
+        self.v = np.zeros(rows)
+        self.lr_critic, self.lr_actor, self.gamma = lr_critic, lr_actor, gamma
+        self.action = np.zeros(runs, dtype=np.int64)
+
+    def begin(self, where: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> None:
+        """Nothing is held between steps."""
+
+    def act(self, rows: np.ndarray, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        self.action = self.policy.sample(rows, rng)
+        return self.action
+
+    def learn(
+        self,
+        rows: np.ndarray,
+        reward: np.ndarray,
+        next_rows: np.ndarray,
+        terminated: np.ndarray,
+        active: np.ndarray,
+    ) -> None:
+        delta = reward + self.gamma * np.where(terminated, 0.0, self.v[next_rows]) - self.v[rows]
+        delta = delta * active
+        self.v[rows] += self.lr_critic * delta
+        self.policy.coagent_update(rows, self.action, delta, self.lr_actor)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"theta": self.policy.theta.copy(), "v": self.v.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.theta, self.v = state["theta"].copy(), state["v"].copy()
+
+
+class ClassicOptionCritic:
+    """Bacon, Harb & Precup's tabular option-critic, as in their released Four Rooms script."""
+
+    def __init__(
+        self,
+        runs: int,
+        n_options: int,
+        lr_critic: float,
+        lr_termination: float,
+        lr_intra: float,
+        gamma: float,
+        epsilon: float,
+        temperature: float,
+    ):
+        k, rows = n_options, runs * N_STATES
+        self.k, self.gamma, self.epsilon = k, gamma, epsilon
+        self.lr_critic, self.lr_termination, self.lr_intra = lr_critic, lr_termination, lr_intra
+        self.intra_option_policy = TabularSoftmaxCoagent(rows * k, N_ACTIONS, temperature)
+        self.termination = TabularBernoulliCoagent(rows * k)
+        self.q_omega = np.zeros((rows, k))  # Q_Omega(s, o), intra-option Q-learning
+        self.q_u = np.zeros((rows * k, N_ACTIONS))  # Q_U(s, o, a)
+        self.option = np.zeros(runs, dtype=np.int64)
+        self.action = np.zeros(runs, dtype=np.int64)
+        self.rng: np.random.Generator | None = None
+
+    def _choose_option(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Epsilon-greedy on ``Q_Omega``; ties go to the first option, as ``np.argmax``."""
+        explore = rng.random(len(rows)) < self.epsilon
+        return np.where(explore, rng.integers(self.k, size=len(rows)), self.q_omega[rows].argmax(1))
+
+    def begin(self, where: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> None:
+        """Episode start: choose an option, then an action, in the runs flagged ``where``."""
+        self.option = np.where(where, self._choose_option(rows, rng), self.option)
+        action = self.intra_option_policy.sample(rows * self.k + self.option, rng)
+        self.action = np.where(where, action, self.action)
+        self.rng = rng
+
+    def act(self, rows: np.ndarray, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The action was chosen at the end of the previous step (or by ``begin``)."""
+        self.rng = rng
+        return self.action
+
+    def learn(
+        self,
+        rows: np.ndarray,
+        reward: np.ndarray,
+        next_rows: np.ndarray,
+        terminated: np.ndarray,
+        active: np.ndarray,
+    ) -> None:
+        k, o, a, rng = self.k, self.option, self.action, self.rng
+        runs = np.arange(len(rows))
+        # Termination might occur upon entering the new state; then a new option; a new action.
+        beta = self.termination.probability(next_rows * k + o)
+        terminate = rng.random(len(rows)) < beta
+        new_o = np.where(terminate, self._choose_option(next_rows, rng), o)
+        new_a = self.intra_option_policy.sample(next_rows * k + new_o, rng)
+        # Critic: the same one-step target for Q_Omega (intra-option Q-learning) and Q_U.
+        q_next = self.q_omega[next_rows]
+        target = reward + self.gamma * np.where(
+            terminated, 0.0, (1 - beta) * q_next[runs, o] + beta * q_next.max(1)
+        )
+        self.q_omega[rows, o] += self.lr_critic * (target - self.q_omega[rows, o]) * active
+        self.q_u[rows * k + o, a] += self.lr_critic * (target - self.q_u[rows * k + o, a]) * active
+        # Intra-option gradient at (s', o', a'), with the Q_Omega baseline.
+        x = next_rows * k + new_o
+        feedback = self.q_u[x, new_a] - self.q_omega[next_rows, new_o]
+        self.intra_option_policy.coagent_update(x, new_a, feedback * active, self.lr_intra)
+        # Termination gradient: nu -= lr * dbeta/dnu * A_Omega(s', o'), A_Omega = Q - max Q.
+        beta_new = self.termination.probability(x)
+        advantage = self.q_omega[next_rows, new_o] - self.q_omega[next_rows].max(1)
+        self.termination.nu[x] -= (
+            self.lr_termination * beta_new * (1 - beta_new) * advantage * active
+        )
+        self.option = np.where(active, new_o, o)
+        self.action = np.where(active, new_a, a)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "theta": self.intra_option_policy.theta.copy(),
+            "nu": self.termination.nu.copy(),
+            "q_omega": self.q_omega.copy(),
+            "q_u": self.q_u.copy(),
+            "option": self.option.copy(),
+            "action": self.action.copy(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.intra_option_policy.theta = state["theta"].copy()
+        self.termination.nu = state["nu"].copy()
+        for name in ("q_omega", "q_u", "option", "action"):
+            setattr(self, name, state[name].copy())
+
+
+# --- the loop shared by all three -------------------------------------------------------------
+
+
+class FourRoomsRuns:
+    """``runs`` independent Four Rooms runs stepped together, each for ``episodes`` episodes,
+    the goal moved at episode ``switch_episode`` (to a cell of :data:`NEXT_GOALS` drawn per
+    run). ``steps[k, e]`` is the length of run ``k``'s episode ``e``. One NumPy generator drives
+    the environment and the agent, so a run is reproducible and resumes exactly."""
+
+    def __init__(
+        self,
+        runs: int,
+        episodes: int,
+        switch_episode: int,
+        seed: int,
+        max_episode_steps: int = MAX_EPISODE_STEPS,
+    ):
+        self.runs, self.episodes, self.switch_episode = runs, episodes, switch_episode
+        self.max_episode_steps = max_episode_steps
+        self.rng = np.random.default_rng(seed)
+        self.goal = np.full(runs, EAST_DOORWAY)
+        self.episode = np.zeros(runs, dtype=np.int64)
+        self.t = np.zeros(runs, dtype=np.int64)
+        self.state = self._starts()
+        self.steps = np.zeros((runs, episodes), dtype=np.int64)
+        self.started = False
+        self.total_steps = 0
+
+    def _starts(self) -> np.ndarray:
+        """A uniformly random start cell other than the goal, for every run."""
+        start = self.rng.integers(0, N_STATES - 1, size=self.runs)
+        return start + (start >= self.goal)
+
+    def rows(self, state: np.ndarray) -> np.ndarray:
+        """Run ``k``'s table row for ``state``: each run has a block of its own."""
+        return np.arange(self.runs) * N_STATES + state
+
+    def done(self) -> bool:
+        return bool((self.episode >= self.episodes).all())
+
+    def step(self, agent: Any) -> None:
+        """One step of every run still going: act, move, learn, start new episodes."""
+        rng = self.rng
+        if not self.started:
+            agent.begin(np.ones(self.runs, dtype=bool), self.rows(self.state), rng)
+            self.started = True
+        active = self.episode < self.episodes
+        rows = self.rows(self.state)
+        action = agent.act(rows, self.t, rng)
+        next_state = step_cells(self.state, action, rng)
+        terminated = next_state == self.goal
+        agent.learn(rows, terminated.astype(float), self.rows(next_state), terminated, active)
+        self.t += 1
+        self.total_steps += int(active.sum())
+        ended = active & (terminated | (self.t >= self.max_episode_steps))
+        self.state = next_state
+        if ended.any():
+            idx = np.flatnonzero(ended)
+            self.steps[idx, self.episode[idx]] = self.t[idx]
+            self.episode[idx] += 1
+            switch = ended & (self.episode == self.switch_episode)
+            self.goal[switch] = rng.choice(NEXT_GOALS, size=int(switch.sum()))
+            self.state = np.where(ended, self._starts(), next_state)
+            self.t[ended] = 0
+            agent.begin(ended, self.rows(self.state), rng)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(self).items()}
+        state["rng"] = self.rng.bit_generator.state
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        self.rng.bit_generator.state = state.pop("rng")
+        vars(self).update(state)

@@ -1,0 +1,602 @@
+"""Coagent networks: local updates, no gradient between coagents, the (asynchronous) CPGT checked
+exactly by enumeration, held outputs, the exact reference, Four Rooms, learning and resume."""
+
+import doctest
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+from creditlab import registry, runner
+from creditlab.methods.coagent import (
+    Always,
+    BernoulliCoagent,
+    CoagentNetwork,
+    FixedPeriod,
+    FixedProbability,
+    GaussianCoagent,
+    Node,
+    SoftmaxCoagent,
+    StateDependent,
+    four_rooms,
+    network,
+)
+from creditlab.methods.coagent import coagents as coagents_module
+from creditlab.methods.coagent.actor_critic import BackpropActor, CoagentActor
+from creditlab.methods.coagent.exact import hidden_configurations, marginal_log_likelihoods
+from creditlab.methods.coagent.network import ExecutionContext, Transition
+from creditlab.methods.coagent.option_critic import (
+    CoagentOptionCritic,
+    TabularBernoulliCoagent,
+    TabularSoftmaxCoagent,
+)
+
+
+@pytest.fixture
+def float64():
+    """Exact comparisons below run in float64 (restored afterwards)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def test_doctests():
+    for module in (coagents_module, network, four_rooms):
+        failed, _ = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert failed == 0, module.__name__
+
+
+# --- each coagent's update is its own gradient ----------------------------------------------
+
+
+def _autograd_score(coagent, x, u, signal):
+    log_prob = coagent.log_prob(x, u)
+    weights = signal if log_prob.dim() == 1 else signal[:, None].expand_as(log_prob)
+    names = [n for n, _ in coagent.named_parameters()]
+    grads = torch.autograd.grad((weights * log_prob).sum(), list(coagent.parameters()))
+    return dict(zip(names, grads, strict=True))
+
+
+@pytest.mark.parametrize("kind", ["bernoulli", "bernoulli_tabular", "softmax", "gaussian"])
+def test_closed_form_update_equals_autograd_of_own_log_prob(kind, float64):
+    torch.manual_seed(0)
+    x = torch.randn(7, 3)
+    if kind == "bernoulli":
+        coagent = BernoulliCoagent(3, units=4, init_std=1.0)
+    elif kind == "bernoulli_tabular":
+        coagent, x = BernoulliCoagent(5, units=2, init_std=1.0), torch.tensor([0, 3, 3, 1, 4, 0, 2])
+    elif kind == "softmax":
+        coagent = SoftmaxCoagent(3, choices=4, temperature=0.5, init_std=1.0)
+    else:
+        coagent = GaussianCoagent(3, units=2, init_log_std=-0.3, init_std=1.0)
+    u = coagent(x)
+    signal = torch.randn(7)
+    closed = coagent.local_gradient(x, u, signal)
+    exact = _autograd_score(coagent, x, u, signal)
+    assert closed.keys() == exact.keys()
+    for name in exact:
+        torch.testing.assert_close(closed[name], exact[name])
+        assert exact[name].abs().sum() > 0
+
+
+def test_entropy_bonus_is_the_gradient_of_the_coagents_own_entropy(float64):
+    torch.manual_seed(8)
+    coagent = SoftmaxCoagent(3, choices=4, temperature=0.7, init_std=1.0)
+    x, weight = torch.randn(5, 3), torch.rand(5)
+    pi = torch.softmax(coagent.logits(x), -1)
+    entropy = -(pi * pi.log()).sum(-1)
+    exact = torch.autograd.grad((weight * entropy).sum(), [coagent.weight, coagent.bias])
+    closed = coagent.entropy_gradient(x, weight)
+    torch.testing.assert_close(closed["weight"], exact[0])
+    torch.testing.assert_close(closed["bias"], exact[1])
+
+
+def test_units_of_a_layer_are_independent_coagents(float64):
+    """Unit j's update uses only its own row, output and signal: it equals a lone unit's, and it
+    does not change when the other units' parameters do."""
+    torch.manual_seed(1)
+    layer = BernoulliCoagent(3, units=3, init_std=1.0)
+    x, signal = torch.randn(6, 3), torch.randn(6, 3)  # per-unit signals (e.g. times E^j_t)
+    u = layer(x)
+    grads = layer.local_gradient(x, u, signal)
+    for j in range(3):
+        lone = BernoulliCoagent(3, units=1)
+        with torch.no_grad():
+            lone.weight.copy_(layer.weight[j : j + 1])
+            lone.bias.copy_(layer.bias[j : j + 1])
+        own = lone.local_gradient(x, u[:, j : j + 1], signal[:, j])
+        torch.testing.assert_close(grads["weight"][j], own["weight"][0])
+        torch.testing.assert_close(grads["bias"][j], own["bias"][0])
+    with torch.no_grad():
+        layer.weight[1:] += 5.0
+    torch.testing.assert_close(layer.local_gradient(x, u, signal)["weight"][0], grads["weight"][0])
+
+
+def test_tabular_numpy_coagents_make_the_same_updates_as_the_torch_ones(float64):
+    rng = np.random.default_rng(0)
+    rows, x, u = 6, np.array([0, 4, 2]), np.array([1, 0, 2])
+    signal, lr, tau = np.array([0.3, -1.2, 0.7]), 0.25, 0.1
+    table = TabularSoftmaxCoagent(rows, 3, temperature=tau)
+    table.theta[:] = rng.normal(size=table.theta.shape)
+    module = SoftmaxCoagent(rows, 3, bias=False, temperature=tau)
+    with torch.no_grad():
+        module.weight.copy_(torch.tensor(table.theta.T))
+    before = table.theta.copy()
+    table.coagent_update(x, u, signal, lr)
+    grad = module.local_gradient(torch.tensor(x), torch.tensor(u), torch.tensor(signal))
+    # Bacon et al.'s convention: the step is lr * tau * grad log pi
+    np.testing.assert_allclose(table.theta - before, lr * tau * grad["weight"].numpy().T)
+    bern = TabularBernoulliCoagent(rows)
+    bern.nu[:] = rng.normal(size=rows)
+    bern_module = BernoulliCoagent(rows, units=1, bias=False)
+    with torch.no_grad():
+        bern_module.weight.copy_(torch.tensor(bern.nu[None, :]))
+    bits = np.array([1, 0, 1])
+    before = bern.nu.copy()
+    bern.coagent_update(x, bits, signal, lr)
+    g = bern_module.local_gradient(
+        torch.tensor(x), torch.tensor(bits[:, None] * 1.0), torch.tensor(signal)
+    )
+    np.testing.assert_allclose(bern.nu - before, lr * g["weight"][0].numpy())
+
+
+# --- no gradient flows between coagents ----------------------------------------------------------
+
+
+def _two_layer(hidden_cls=BernoulliCoagent):
+    return CoagentNetwork(
+        {
+            "hidden": Node(hidden_cls(4, units=5, init_std=1.0), ("state",)),
+            "action": Node(SoftmaxCoagent(5, choices=2, init_std=1.0), ("hidden",)),
+        },
+        action="action",
+    )
+
+
+class _StraightThroughBernoulli(BernoulliCoagent):
+    """A leaky unit (a straight-through estimator): its output carries a gradient path."""
+
+    def forward(self, x):
+        p = self.probability(x)
+        return p + (torch.bernoulli(p) - p).detach()
+
+
+def _fired_hooks(net):
+    """Backward hooks on every coagent's parameters: the names of the coagents reached."""
+    fired = []
+    for name, coagent in net.coagents.items():
+        for p in coagent.parameters():
+            p.register_hook(lambda grad, name=name: fired.append(name))
+    return fired
+
+
+def test_backward_hooks_between_coagents_never_fire():
+    """Backpropagating the action coagent's own log-likelihood never reaches the hidden layer,
+    even when that layer is a leaky (straight-through) unit: the network passes on samples only.
+    The control composes the same two modules by hand and shows the hook check can fail."""
+    torch.manual_seed(2)
+    net = _two_layer(_StraightThroughBernoulli)
+    fired = _fired_hooks(net)
+    net.reset(batch=8)
+    x = torch.randn(8, 4)
+    with torch.enable_grad():
+        _, step = net.act(x, torch.zeros(8, dtype=torch.long))
+        assert all(not u.requires_grad for u in step.outputs.values())
+        action = net.coagents["action"]
+        action.log_prob(step.inputs["action"], step.outputs["action"]).sum().backward()
+    assert set(fired) == {"action"} and net.coagents["hidden"].weight.grad is None
+    with torch.enable_grad():  # control: a graph path from one coagent into the next
+        h = net.coagents["hidden"](x)
+        action.log_prob(h, step.outputs["action"]).sum().backward()
+    assert "hidden" in fired and net.coagents["hidden"].weight.grad is not None
+
+
+def test_a_full_learning_step_sends_no_gradient_into_any_coagent():
+    torch.manual_seed(3)
+    actor = CoagentActor(4, 2, hidden=5, lr=1e-2)
+    fired = _fired_hooks(actor.network)
+    actor.reset(batch=4)
+    steps = [actor.act(torch.randn(4, 4), torch.full((4,), t))[1] for t in range(3)]
+    before = {n: p.clone() for n, p in actor.network.named_parameters()}
+    actor.update(steps, torch.randn(3, 4), torch.full((3, 4), 0.01))
+    assert not fired
+    assert all(not torch.equal(before[n], p) for n, p in actor.network.named_parameters())
+    bp = BackpropActor(4, 2, hidden=5, lr=1e-2)  # control: backprop does reach the hidden layer
+    bp_fired = []
+    bp.model[0].weight.register_hook(lambda grad: bp_fired.append(1))
+    bp.update([bp.act(torch.randn(4, 4), None)[1]], torch.randn(1, 4), torch.zeros(1, 4))
+    assert bp_fired
+
+
+# --- the CPGT, exactly: enumerate every trajectory of a tiny MDP ----------------------------------
+
+F64 = torch.float64
+P0 = torch.tensor([0.4, 0.6], dtype=F64)  # initial state distribution
+REWARD = torch.tensor([[1.0, -0.5], [0.2, 2.0]], dtype=F64)  # R(s, a)
+# P(s' | s, a)
+TRANSITION = torch.tensor([[[0.9, 0.1], [0.2, 0.8]], [[0.3, 0.7], [0.6, 0.4]]], dtype=F64)
+GAMMA = 0.9
+
+
+def _candidates(coagent):
+    if isinstance(coagent, SoftmaxCoagent):
+        return [torch.tensor([k]) for k in range(coagent.choices)]
+    return [
+        torch.tensor([list(bits)], dtype=torch.float64)
+        for bits in itertools.product((0.0, 1.0), repeat=coagent.units)
+    ]
+
+
+def _trajectories(net, horizon):
+    """Every (probability, transitions, rewards) of the network on the MDP; the probability is a
+    differentiable function of all parameters."""
+    for s0 in range(2):
+        net.reset(batch=1)
+        yield from _from_step(net, horizon, 0, s0, dict(net.held), P0[s0], (), ())
+
+
+def _from_step(net, horizon, t, s, held, prob, steps, rewards):
+    if t == horizon:
+        yield prob, list(steps), list(rewards)
+        return
+    state = torch.nn.functional.one_hot(torch.tensor([s]), 2).double()
+
+    def nodes(i, outputs, inputs, executed, p):
+        if i == len(net.order):
+            a = int(outputs[net.action])
+            step = Transition(dict(inputs), dict(outputs), dict(executed))
+            for s2 in range(2):
+                yield from _from_step(
+                    net,
+                    horizon,
+                    t + 1,
+                    s2,
+                    dict(outputs),
+                    p * TRANSITION[s, a, s2],
+                    (*steps, step),
+                    (*rewards, REWARD[s, a]),
+                )
+            return
+        name = net.order[i]
+        node = net.nodes[name]
+        net.held = held
+        x = net.node_input(name, state, outputs)
+        ctx = ExecutionContext(torch.tensor([t]), state, outputs, held, tuple(held[name].shape))
+        p_exec = node.execution.probability(ctx).reshape(-1)
+        assert len(p_exec) == 1, "the enumeration handles one execution bit per node"
+        for e in (True, False):
+            p_e = p_exec[0] if e else 1 - p_exec[0]
+            if float(p_e) == 0.0:
+                continue
+            for u in _candidates(node.coagent) if e else [held[name]]:
+                p_u = node.coagent.log_prob(x, u).sum().exp() if e else 1.0
+                flag = torch.full(held[name].shape, e)
+                yield from nodes(
+                    i + 1,
+                    {**outputs, name: u},
+                    {**inputs, name: x},
+                    {**executed, name: flag},
+                    p * p_e * p_u,
+                )
+
+    yield from nodes(0, {}, {}, {}, prob)
+
+
+def _exact_and_expected_cpgt(net, horizon, mask_by_execution=True):
+    params = dict(net.coagents.named_parameters())
+    objective = 0.0
+    expected = {n: torch.zeros_like(p) for n, p in params.items()}
+    for prob, steps, rewards in _trajectories(net, horizon):
+        discounted = [GAMMA**k * r for k, r in enumerate(rewards)]
+        objective = objective + prob * sum(discounted)
+        weights = torch.tensor([[float(sum(discounted[k:]))] for k in range(len(rewards))])
+        if not mask_by_execution:
+            steps = [
+                Transition(
+                    s.inputs, s.outputs, {n: torch.ones_like(e) for n, e in s.executed.items()}
+                )
+                for s in steps
+            ]
+        with torch.no_grad():
+            grads = net.parameter_gradients(net.local_gradients(steps, weights))
+        for n, g in grads.items():
+            expected[n] += prob.detach() * g
+    exact = dict(zip(params, torch.autograd.grad(objective, list(params.values())), strict=True))
+    return exact, expected
+
+
+def _tiny_network(kind):
+    torch.manual_seed(4)
+    if kind == "option_critic":  # termination -> policy over options (held) -> intra-option policy
+        nodes = {
+            "termination": Node(
+                BernoulliCoagent(2 + 2, units=1, init_std=1.0),
+                ("state", "prev:options"),
+                StateDependent(lambda ctx: ctx.t > 0),
+                initial=1.0,
+            ),
+            "options": Node(
+                SoftmaxCoagent(2, choices=2, init_std=1.0),
+                ("state",),
+                StateDependent(lambda ctx: ctx.outputs["termination"][:, 0] == 1),
+                after=("termination",),
+            ),
+            "action": Node(SoftmaxCoagent(2 + 2, choices=2, init_std=1.0), ("state", "options")),
+        }
+        return CoagentNetwork(nodes, action="action").double(), 2
+    p_hidden, p_action = (1.0, 1.0) if kind == "synchronous" else (0.6, 0.7)
+    nodes = {
+        "hidden": Node(
+            BernoulliCoagent(2, units=1, init_std=1.0), ("state",), FixedProbability(p_hidden)
+        ),
+        "action": Node(
+            SoftmaxCoagent(3, choices=2, init_std=1.0),
+            ("state", "hidden"),
+            FixedProbability(p_action),
+        ),
+    }
+    return CoagentNetwork(nodes, action="action").double(), 2
+
+
+@pytest.mark.parametrize("kind", ["synchronous", "asynchronous", "option_critic"])
+def test_expected_coagent_update_equals_the_exact_gradient(kind, float64):
+    """E[sum_t gamma^t E^i_t G_t grad log pi_i] over all trajectories == autograd of J."""
+    net, horizon = _tiny_network(kind)
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.dim() == 1:
+                p.normal_()
+    exact, expected = _exact_and_expected_cpgt(net, horizon)
+    for name in exact:
+        torch.testing.assert_close(expected[name], exact[name], rtol=1e-9, atol=1e-12)
+    assert sum(g.abs().sum() for g in exact.values()) > 1e-3
+
+
+def test_ignoring_the_execution_indicator_gives_the_wrong_gradient(float64):
+    """Control for the test above: updating coagents at steps where they held their output
+    (no E^i_t) is biased, so the enumeration would catch a missing indicator."""
+    net, horizon = _tiny_network("asynchronous")
+    exact, wrong = _exact_and_expected_cpgt(net, horizon, mask_by_execution=False)
+    error = sum((wrong[n] - exact[n]).abs().sum() for n in exact)
+    assert error > 1e-3
+
+
+# --- held outputs and execution functions ---------------------------------------------------------
+
+
+def test_a_coagent_that_does_not_execute_holds_its_output_and_does_not_learn(float64):
+    torch.manual_seed(5)
+    net = CoagentNetwork(
+        {
+            "hidden": Node(
+                BernoulliCoagent(4, units=6, init_std=3.0), ("state",), FixedProbability(0.0)
+            ),
+            "action": Node(SoftmaxCoagent(9, choices=3, init_std=1.0), ("hidden", "prev:action")),
+        },
+        action="action",
+    )
+    net.reset(batch=5)
+    steps = [net.act(torch.randn(5, 4), torch.full((5,), t))[1] for t in range(4)]
+    first = steps[0].outputs["hidden"]
+    assert steps[0].executed["hidden"].all()  # t = 0: nothing to hold yet
+    for t, step in enumerate(steps[1:], start=1):
+        assert not step.executed["hidden"].any()
+        assert torch.equal(step.outputs["hidden"], first)  # U_t = U_{t-1}
+        assert torch.equal(step.inputs["action"][:, :6], first)  # downstream reads the held value
+        previous = torch.nn.functional.one_hot(steps[t - 1].outputs["action"], 3).double()
+        assert torch.equal(step.inputs["action"][:, 6:], previous)  # "prev:" is U_{t-1}
+    signal = torch.ones(4, 5)
+    signal[0] = 0.0  # the one step where the hidden layer executed carries no signal
+    grads = net.local_gradients(steps, signal)
+    assert grads["hidden"]["weight"].abs().sum() == 0  # held steps never update it
+    assert grads["action"]["weight"].abs().sum() > 0
+    net.reset(where=torch.tensor([True, False, False, False, True]))
+    assert torch.equal(net.held["hidden"][0], torch.zeros(6))
+    assert torch.equal(net.held["hidden"][1], steps[-1].outputs["hidden"][1])
+
+
+def test_execution_functions():
+    ctx = ExecutionContext(torch.arange(6).repeat(2000), torch.zeros(12000, 1), {}, {}, (12000, 3))
+    torch.manual_seed(6)
+    e = FixedProbability(0.3)(ctx).double()
+    first, later = e[ctx.t == 0], e[ctx.t > 0]
+    assert first.all()
+    sigma = math.sqrt(0.3 * 0.7 / later.numel())
+    assert abs(later.mean().item() - 0.3) < 5 * sigma
+    period = FixedPeriod(3, phase=1)(ctx)[:6, 0]
+    assert period.tolist() == [True, False, True, False, False, True]
+    assert Always()(ctx).all()
+    rule = StateDependent(lambda c: c.t % 2 == 1)(ctx)
+    assert torch.equal(rule[:6, 1], torch.tensor([False, True, False, True, False, True]))
+
+
+def test_cycles_within_a_step_are_refused_but_recurrence_is_allowed():
+    a, b = BernoulliCoagent(2, 1), BernoulliCoagent(2, 1)
+    with pytest.raises(ValueError, match="cycle"):
+        CoagentNetwork({"a": Node(a, ("b",)), "b": Node(b, ("a",))}, action="b")
+    net = CoagentNetwork({"a": Node(a, ("prev:b",)), "b": Node(b, ("a",))}, action="b")
+    assert net.order == ["a", "b"]
+
+
+# --- the exact reference: forward algorithm == brute-force sum over hidden sequences -----------
+
+
+def test_marginal_likelihood_matches_brute_force(float64):
+    torch.manual_seed(7)
+    hidden, action = BernoulliCoagent(3, units=2, init_std=1.0), SoftmaxCoagent(2, 3, init_std=1.0)
+    steps, batch = 3, 2
+    states = torch.randn(steps, batch, 3)
+    actions = torch.randint(3, (steps, batch))
+    e_hidden = torch.rand(steps, batch, 2) < 0.5
+    e_hidden[0] = True
+    e_action = torch.rand(steps, batch) < 0.6
+    e_action[0] = True
+    valid = torch.ones(steps, batch, dtype=torch.bool)
+    fast = marginal_log_likelihoods(hidden, action, states, actions, e_hidden, e_action, valid)
+    configs = hidden_configurations(2)
+    for b in range(batch):
+        total = torch.zeros(())
+        for seq in itertools.product(range(4), repeat=steps):
+            p = torch.ones(())
+            for t, k in enumerate(seq):
+                h, pj = configs[k], hidden.probability(states[t, b : b + 1])[0]
+                for j in range(2):
+                    if e_hidden[t, b, j]:
+                        p = p * (pj[j] if h[j] == 1 else 1 - pj[j])
+                    elif h[j] != configs[seq[t - 1]][j]:
+                        p = p * 0.0
+                if e_action[t, b]:
+                    p = p * torch.softmax(action.logits(h[None]), -1)[0, actions[t, b]]
+            total = total + p
+        torch.testing.assert_close(fast[:, b].sum(), total.log())
+
+
+# --- Four Rooms ------------------------------------------------------------------------------
+
+
+def test_four_rooms_is_a_valid_gymnasium_env_with_the_papers_layout():
+    env = four_rooms.FourRoomsEnv()
+    check_env(env, skip_render_check=True)
+    assert four_rooms.N_STATES == 104 and four_rooms.WALLS.shape == (13, 13)
+    assert tuple(four_rooms.CELLS[four_rooms.EAST_DOORWAY]) == (7, 9)  # the east doorway
+    assert four_rooms.NEXT_GOALS.tolist() == [
+        68,
+        69,
+        70,
+        71,
+        72,
+        78,
+        79,
+        80,
+        81,
+        82,
+        88,
+        89,
+        90,
+        91,
+        92,
+        93,
+        99,
+        100,
+        101,
+        102,
+        103,
+    ]  # Bacon et al.'s possible_next_goals
+    obs, _ = env.reset(seed=0, options={"start": 61})
+    _, reward, terminated, truncated, _ = env.step(3)  # right, from next to the goal
+    assert (reward, terminated) in ((1.0, True), (0.0, False))
+
+
+def test_four_rooms_moves_as_intended_two_thirds_of_the_time():
+    env = four_rooms.FourRoomsEnv()
+    start = int(four_rooms.CELL_INDEX[3, 3])  # an open cell with four open neighbours
+    assert len(set(four_rooms.NEXT_CELL[start])) == 4
+    env.reset(seed=1)
+    n, counts = 9000, np.zeros(4)
+    for _ in range(n):
+        env.reset(options={"start": start})
+        cell = env.step(0)[0]  # up
+        counts[list(four_rooms.NEXT_CELL[start]).index(cell)] += 1
+    expected = np.array([2 / 3, 1 / 9, 1 / 9, 1 / 9])
+    sigma = np.sqrt(expected * (1 - expected) / n)
+    assert np.all(np.abs(counts / n - expected) < 4 * sigma), counts / n
+    corner = int(four_rooms.CELL_INDEX[1, 1])
+    moves = four_rooms.step_cells(
+        np.full(3000, corner), np.zeros(3000, dtype=int), np.random.default_rng(2)
+    )
+    stay = (moves == corner).mean()  # up or left hits a wall: 2/3 + 1/9
+    assert abs(stay - 7 / 9) < 4 * math.sqrt(7 / 9 * 2 / 9 / 3000)
+
+
+def test_option_critic_network_holds_the_option_until_termination():
+    runs = 3
+    agent = CoagentOptionCritic(runs, 4, 0.5, 0.25, 0.25, 0.25, 0.99, 0.01)
+    rng = np.random.default_rng(0)
+    rows = np.arange(runs) * four_rooms.N_STATES + 10
+    agent.termination.nu[:] = -50.0  # never terminates: the option is held after t = 0
+    options = []
+    for t in range(20):
+        agent.act(rows, np.full(runs, t), rng)
+        assert agent.record["policy_over_options"][2].all() == (t == 0)
+        options.append(agent.option.copy())
+    assert all(np.array_equal(o, options[0]) for o in options)
+    agent.termination.nu[:] = 50.0  # always terminates: the policy over options always runs
+    agent.policy_over_options.theta[:] = 0.0
+    seen = set()
+    for _ in range(60):
+        agent.act(rows, np.full(runs, 5), rng)
+        assert agent.record["policy_over_options"][2].all()
+        seen.add(int(agent.option[0]))
+    assert len(seen) > 1
+
+
+# --- learning with a fixed seed, and exact resume -----------------------------------------------
+
+
+def _series(run_dir, key):
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r[key] for r in rows if key in r]
+
+
+SMOKE = ("coagent.cartpole", "coagent.option_critic", "coagent.gradient_check")
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    """One uninterrupted smoke run (seed 3) of each experiment: learning checks and references."""
+    root = tmp_path_factory.mktemp("smoke")
+    return {
+        name: (runner.run(registry.get(name), scale="smoke", seed=3, out=root / name), root / name)
+        for name in SMOKE
+    }
+
+
+def test_smoke_runs_learn(smoke_runs):
+    _, cart = smoke_runs["coagent.cartpole"]
+    returns = _series(cart, "return_coagent")
+    assert returns[-1] > 1.5 * returns[0], returns
+    _, four_rooms_run = smoke_runs["coagent.option_critic"]
+    for method in ("coagent_oc", "classic_oc", "actor_critic"):
+        steps = _series(four_rooms_run, f"steps_{method}")  # episodes 1-10, ..., 41-50
+        assert np.mean(steps[1:4]) < 0.9 * steps[0], (method, steps)  # learns before the switch
+        assert steps[4] > steps[3], (method, steps)  # and loses ground when the goal moves (40)
+    check, _ = smoke_runs["coagent.gradient_check"]
+    metrics = check["metrics"]
+    assert metrics["final_angle_degrees"] < 0.5 * metrics["first_angle_degrees"], metrics
+
+
+@pytest.mark.parametrize(
+    "name, stop_after",
+    [("coagent.cartpole", 120), ("coagent.option_critic", 1000), ("coagent.gradient_check", 2)],
+)
+def test_an_interrupted_run_resumes_exactly(name, stop_after, smoke_runs, tmp_path, monkeypatch):
+    """Stopped at a step boundary (cartpole: in the backprop phase; Four Rooms: in the second
+    method), resumed from the checkpoint: the same metrics and metric stream."""
+    reference, reference_dir = smoke_runs[name]
+    calls = {"n": 0}
+    original = runner.RunContext.boundary
+
+    def stop_at(self, state_fn):
+        calls["n"] += 1
+        if calls["n"] == stop_after:
+            self._stop_requested = True
+        return original(self, state_fn)
+
+    monkeypatch.setattr(runner.RunContext, "boundary", stop_at)
+    with pytest.raises(runner.Interrupted):
+        runner.run(registry.get(name), scale="smoke", seed=3, out=tmp_path / "cut")
+    assert calls["n"] == stop_after
+    monkeypatch.setattr(runner.RunContext, "boundary", original)
+    resumed = runner.resume(tmp_path / "cut")
+
+    def reproducible(metrics):
+        return {k: v for k, v in metrics.items() if not registry.is_timing_metric(k)}
+
+    assert reproducible(resumed["metrics"]) == reproducible(reference["metrics"])
+    text = (tmp_path / "cut" / "metrics.jsonl").read_text()
+    assert text == (reference_dir / "metrics.jsonl").read_text()
