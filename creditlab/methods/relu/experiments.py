@@ -314,6 +314,7 @@ def claim_notes(
     "relu.layers",
     config=LayersConfig,
     paper_title=PAPER_TITLE,
+    demo=True,
     scales={
         "smoke": {
             "widths": (4, 8),
@@ -636,6 +637,7 @@ class SingleUnitConfig:
     "relu.single_unit",
     config=SingleUnitConfig,
     paper_title=PAPER_TITLE,
+    demo=True,
     scales={
         "smoke": {"dim": 5, "mu": 0.05, "runs": 200, "probabilities": (0.5, 0.2, 0.05)},
         "quick": {"mu": 0.01, "runs": 300, "probabilities": (0.5, 0.3, 0.15, 0.07, 0.03, 0.01)},
