@@ -1,0 +1,293 @@
+"""The dendritic microcircuit against the paper's claims and an independent per-circuit loop."""
+
+import doctest
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from creditlab import registry, runner
+from creditlab.diagnostics.alignment import alignment
+from creditlab.methods.dendritic import microcircuit, sweeps
+from creditlab.methods.dendritic.microcircuit import (
+    Conductances,
+    Microcircuit,
+    Transfer,
+    backprop_reference,
+)
+from creditlab.methods.dendritic.sweeps import MixingFactors
+
+F64 = torch.float64
+
+
+def circuit(sizes, seed=0, **kwargs):
+    torch.manual_seed(seed)
+    kwargs = {"noise": 0.0, "dtype": F64, **kwargs}
+    return Microcircuit(sizes, generator=torch.Generator().manual_seed(seed), **kwargs)
+
+
+def test_module_docstring_examples_run():
+    failures, tried = doctest.testmod(microcircuit, optionflags=doctest.ELLIPSIS)
+    assert tried > 0 and failures == 0
+
+
+# --- the self-predicting state -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prospective", [False, True])
+def test_self_predicting_state_silences_the_apical_compartments(prospective):
+    net = circuit([6, 8, 7, 4], prospective=prospective)
+    net.W_PP_up[0].mul_(4.0)  # voltages around phi's threshold, so rates vary
+    net.reset_state(3)
+    x = torch.rand(3, 6, dtype=F64) * 2 - 1
+    net.run(x, None, duration=20.0, learn=False)
+    assert max(float(v.abs().max()) for v in net.apical_potential) > 1e-3  # random W_IP, W_PI
+    net.self_predicting_()
+    net.run(x, None, duration=300.0, learn=False)
+    assert all(float(v.abs().max()) < 1e-6 for v in net.apical_potential)
+    # and the interneurons reproduce their partners' voltages
+    for l, u_I in enumerate(net.interneuron_potential):
+        torch.testing.assert_close(u_I, net.somatic_potential[l + 1], atol=1e-6, rtol=0)
+
+
+def test_plasticity_learns_the_self_predicting_state_from_a_random_start():
+    net = circuit([10, 12, 5], eta_up=0.0, eta_IP=0.5, eta_PI=1.0, dt=0.5, prospective=True)
+    net.W_PP_up[0].mul_(4.0)
+    net.W_PP_up[1].mul_(7.0)
+    net.reset_state(16)
+
+    def present(n):
+        for i in range(n):
+            x = torch.rand(16, 10, generator=torch.Generator().manual_seed(i), dtype=F64)
+            net.run(x * 2 - 1, None, duration=10.0)
+        return float(net.apical_potential[0].pow(2).mean().sqrt())
+
+    before = present(1)
+    after = present(150)
+    assert after < 0.2 * before
+
+
+# --- relation to backprop (paper Sec. 3.1) --------------------------------------------------
+
+
+def settled_errors(net, x, u_target, duration=400.0):
+    net.reset_state(len(x))
+    net.run(x, u_target, duration=duration, learn=False)
+    return net.dendritic_errors(u_target)
+
+
+@pytest.mark.parametrize("transfer", ["softplus", "logistic"])
+def test_with_weak_nudging_and_symmetric_feedback_hidden_updates_follow_backprop(transfer):
+    """To first order in the nudging strength, with top-down weights equal to the
+    transposed forward weights, every hidden layer's Eq. 7 update is backprop's."""
+    g = Conductances(g_som=1e-3)
+    net = circuit([5, 7, 6, 3], phi=Transfer(transfer), conductances=g)
+    for w in net.W_PP_up:
+        w.mul_(3.0)
+    net.symmetric_topdown_()
+    net.self_predicting_()
+    x = torch.rand(4, 5, dtype=F64) * 2 - 1
+    u_target = torch.randn(4, 3, dtype=F64) * 2
+    errors = settled_errors(net, x, u_target)
+    pre = [net.input_rate, *net.rate[:-1]]
+    reference = backprop_reference(net, x, errors[-1])
+    for l in range(net.n_layers - 1):
+        update = {f"W_PP_up.{l}": errors[l].T @ pre[l]}
+        assert alignment(update, reference).overall_cosine > 0.99
+
+    # the same circuit with random top-down weights is far from backprop: the check can fail
+    torch.manual_seed(1)
+    for w in net.W_PP_down:
+        w.copy_(torch.rand_like(w) * 2 - 1)
+    net.self_predicting_()
+    errors = settled_errors(net, x, u_target)
+    reference = backprop_reference(net, x, errors[-1])
+    update = {"W_PP_up.0": errors[0].T @ net.input_rate}
+    assert alignment(update, reference).overall_cosine < 0.9
+
+
+def test_output_update_is_the_delta_rule_with_the_nudged_target():
+    """Settled with a target, the output soma is the convex mix (1 - lam) v_B + lam u_trgt
+    (the sweeps mode's output nudging), and Eq. 7 for the output layer is exactly backprop's
+    delta rule: the cross-entropy gradient for logistic units with phi(u_N) as target."""
+    g = Conductances()
+    net = circuit([5, 6, 4], phi=Transfer("logistic"), conductances=g, bias=True)
+    net.self_predicting_()
+    x = torch.rand(3, 5, dtype=F64)
+    u_target = torch.randn(3, 4, dtype=F64)
+    settled_errors(net, x, u_target, duration=200.0)
+    c = net.attenuation[-1]
+    v_hat = c * net.basal_potential[-1]
+    lam = g.g_som / (g.g_lk + g.g_B + g.g_som)
+    torch.testing.assert_close(
+        net.somatic_potential[-1], (1 - lam) * v_hat + lam * u_target, atol=1e-10, rtol=0
+    )
+
+    P = net.plasticity(u_target)
+    layer = nn.Linear(6, 4).double()
+    with torch.no_grad():
+        layer.weight.copy_(net.W_PP_up[-1])
+        layer.bias.copy_(net.b_PP_up[-1])
+    logits = c * layer(net.rate[0])
+    target = torch.sigmoid(net.somatic_potential[-1])
+    nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum").backward()
+    torch.testing.assert_close(P["W_PP_up.1"], -layer.weight.grad / c, atol=1e-10, rtol=0)
+    torch.testing.assert_close(P["b_PP_up.1"], -layer.bias.grad / c, atol=1e-10, rtol=0)
+
+
+def test_sweeps_output_update_with_full_nudging_is_the_cross_entropy_gradient():
+    net = circuit([8, 6, 3], phi=Transfer("logistic"), bias=True)
+    net.self_predicting_()
+    x = torch.rand(5, 8, dtype=F64)
+    target_rate = torch.full((5, 3), 0.1, dtype=F64)
+    target_rate[torch.arange(5), torch.tensor([0, 2, 1, 1, 0])] = 0.8
+    updates, _ = sweeps.sweep_updates(net, x, torch.logit(target_rate), MixingFactors(1.0))
+    layers = [nn.Linear(8, 6).double(), nn.Linear(6, 3).double()]
+    with torch.no_grad():
+        for layer, w, b in zip(layers, net.W_PP_up, net.b_PP_up, strict=True):
+            layer.weight.copy_(w)
+            layer.bias.copy_(b)
+    c = net.attenuation
+    logits = c[1] * layers[1](torch.sigmoid(c[0] * layers[0](x)))
+    nn.functional.binary_cross_entropy_with_logits(logits, target_rate, reduction="sum").backward()
+    torch.testing.assert_close(updates["W_PP_up.1"], -layers[1].weight.grad / c[1])
+    torch.testing.assert_close(updates["b_PP_up.1"], -layers[1].bias.grad / c[1])
+
+
+def test_sweeps_hidden_updates_are_backprop_at_the_self_predicting_start():
+    net = circuit([8, 10, 9, 3], phi=Transfer("logistic"), bias=True)
+    net.symmetric_topdown_()
+    net.self_predicting_()
+    x = torch.rand(6, 8, dtype=F64)
+    lam = MixingFactors(output=0.01, interneuron=0.01, apical=0.01)
+    state = sweeps.two_sweeps(net, x, torch.randn(6, 3, dtype=F64), lam)
+    errors, _ = sweeps.sweep_errors(net, x, state, lam)
+    reference = backprop_reference(net, x, errors[-1])
+    pre = [x, *(torch.sigmoid(v) for v in state.basal[:-1])]
+    for l in range(2):
+        update = {f"W_PP_up.{l}": errors[l].T @ pre[l]}
+        assert alignment(update, reference).overall_cosine > 0.999
+        # rescaled by the inverse mixing factors, the updates have backprop's magnitude up to
+        # the basal attenuations c_k of the hidden layers from l up (backprop's chain carries
+        # da_k/dr_{k-1} = c_k W_k, the microcircuit's error travels through W_k^T alone)
+        scale = update[f"W_PP_up.{l}"].norm() / reference[f"W_PP_up.{l}"].norm()
+        assert scale == pytest.approx(1 / math.prod(net.attenuation[l:-1]), rel=0.02)
+
+
+# --- the batched simulation equals a loop over circuits ------------------------------------
+
+
+def reference_loop(net, xs, targets, steps, eta):
+    """Eqs. 1-10 for one circuit at a time, as vectors, written independently of the
+    batched code; the plasticity of all circuits is summed before the shared weights move."""
+    g, phi, dt, N = net.g, net.phi, net.dt, net.n_layers
+    W = {k: w.clone() for k, w in net.weights().items()}
+    Delta = {k: torch.zeros_like(w) for k, w in W.items()}
+    n = len(xs)
+    u = [[torch.zeros(s, dtype=F64) for s in net.sizes[1:]] for _ in range(n)]
+    uI = [[torch.zeros(s, dtype=F64) for s in net.sizes[2:]] for _ in range(n)]
+    r_in = [torch.zeros(net.sizes[0], dtype=F64) for _ in range(n)]
+    r = [[phi(v) for v in u[b]] for b in range(n)]
+    rI = [[phi(v) for v in uI[b]] for b in range(n)]
+    c_hid = g.g_B / (g.g_lk + g.g_B + g.g_A)
+    c_out = g.g_B / (g.g_lk + g.g_B)
+    c_I = g.g_D / (g.g_lk + g.g_D)
+    for _ in range(steps):
+        P = {k: torch.zeros_like(w) for k, w in W.items()}
+        new_u, new_uI, new_r, new_rI = [], [], [], []
+        for b in range(n):
+            pre = [r_in[b], *r[b][:-1]]
+            soma, inter, du, duI = [], [], [], []
+            for k in range(N):
+                vB = W[f"W_PP_up.{k}"] @ pre[k] + W[f"b_PP_up.{k}"]
+                if k < N - 1:
+                    vA = W[f"W_PP_down.{k}"] @ r[b][k + 1] + W[f"W_PI.{k}"] @ rI[b][k]
+                    I, G = g.g_B * vB + g.g_A * vA, g.g_lk + g.g_B + g.g_A
+                else:
+                    I = g.g_B * vB + g.g_som * targets[b]
+                    G = g.g_lk + g.g_B + g.g_som
+                V = I / G if net.prospective else u[b][k]
+                soma.append(V)
+                du.append(I - G * u[b][k])
+                c = c_hid if k < N - 1 else c_out
+                e = phi(V) - phi(c * vB)  # Eq. 7
+                P[f"W_PP_up.{k}"] += torch.outer(e, pre[k])
+                P[f"b_PP_up.{k}"] += e
+                if k < N - 1:
+                    P[f"W_PI.{k}"] += torch.outer(-vA, rI[b][k])  # Eq. 9
+                    td = W[f"W_PP_down.{k}"] @ r[b][k + 1]
+                    P[f"W_PP_down.{k}"] += torch.outer(phi(V) - phi(td), r[b][k + 1])  # Eq. 10
+            for k in range(N - 1):
+                vI = W[f"W_IP.{k}"] @ r[b][k] + W[f"b_IP.{k}"]
+                I = g.g_D * vI + g.g_som * soma[k + 1]
+                G = g.g_lk + g.g_D + g.g_som
+                V = I / G if net.prospective else uI[b][k]
+                inter.append(V)
+                duI.append(I - G * uI[b][k])
+                e = phi(V) - phi(c_I * vI)  # Eq. 8
+                P[f"W_IP.{k}"] += torch.outer(e, r[b][k])
+                P[f"b_IP.{k}"] += e
+            new_u.append([u[b][k] + dt * du[k] for k in range(N)])
+            new_uI.append([uI[b][k] + dt * duI[k] for k in range(N - 1)])
+            src, srcI = (soma, inter) if net.prospective else (new_u[b], new_uI[b])
+            new_r.append([phi(v) for v in src])
+            new_rI.append([phi(v) for v in srcI])
+            r_in[b] = r_in[b] + dt / net.tau_in * (xs[b] - r_in[b])
+        for k in W:
+            W[k] = W[k] + dt * Delta[k]
+            Delta[k] = Delta[k] + dt / net.tau_w * (
+                eta[k.split(".")[0].replace("b_", "W_")][int(k[-1])] * P[k] - Delta[k]
+            )
+        u, uI, r, rI = new_u, new_uI, new_r, new_rI
+    return W, u, uI
+
+
+@pytest.mark.parametrize("prospective", [False, True])
+def test_batched_simulation_equals_a_loop_over_circuits(prospective):
+    kwargs = {"eta_up": [0.3, 0.2], "eta_IP": 0.4, "eta_PI": 0.5, "eta_down": 0.6}
+    eta = {"W_PP_up": [0.3, 0.2], "W_IP": [0.4], "W_PI": [0.5], "W_PP_down": [0.6]}
+    net = circuit([3, 4, 2], bias=True, tau_w=1.0, prospective=prospective, **kwargs)
+    net.W_PP_up[0].mul_(3.0)
+    start = {k: w.clone() for k, w in net.weights().items()}
+    xs = torch.rand(3, 3, dtype=F64) * 2 - 1  # each circuit its own pattern and target
+    targets = torch.rand(3, 2, dtype=F64) * 4
+    W, u, uI = reference_loop(net, xs, targets, steps=40, eta=eta)
+    net.reset_state(3)
+    for _ in range(40):
+        net.step(xs, targets)
+    for k, w in net.weights().items():
+        torch.testing.assert_close(w, W[k], atol=1e-12, rtol=1e-10, msg=k)
+        assert not torch.allclose(w, start[k]), f"{k} did not learn"
+    for k in range(2):
+        torch.testing.assert_close(net.somatic_potential[k], torch.stack([v[k] for v in u]))
+    torch.testing.assert_close(net.interneuron_potential[0], torch.stack([v[0] for v in uI]))
+
+
+# --- the experiments learn -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    def run(name):
+        out = tmp_path_factory.mktemp(name.replace(".", "_")) / "run"
+        return runner.run(registry.get(name), scale="smoke", seed=3, out=out)["metrics"]
+
+    return run
+
+
+def test_smoke_self_predicting_state_is_learned(smoke):
+    m = smoke("dendritic.self_predicting")
+    assert m["final_apical_rms"] < 0.4 * m["initial_apical_rms"]
+
+
+def test_smoke_teacher_student_learns(smoke):
+    m = smoke("dendritic.teacher")
+    assert m["test_mse"] < 0.75 * m["initial_test_mse"]
+    assert m["test_mse_shallow"] < m["initial_test_mse"]
+
+
+def test_smoke_mnist_learns_and_follows_backprop(smoke):
+    m = smoke("dendritic.mnist")
+    assert m["test_accuracy"] > 0.6  # chance is 0.1
+    assert m["alignment_cosine"] > 0.5
