@@ -10,11 +10,11 @@ the last evaluation, and the script prints seconds, peak resident memory and the
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import resource
 import tempfile
 import time
 from pathlib import Path
+
+from creditlab.benchmarking import run_in_child
 
 
 def plain_torch(cfg: dict, seed: int) -> dict:
@@ -69,30 +69,14 @@ def creditlab_run(scale: str, seed: int) -> dict:
     }
 
 
-def _child(fn_name: str, args: tuple, queue: mp.Queue) -> None:
-    out = globals()[fn_name](*args)
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put(out)
-
-
-def in_child(fn_name: str, *args: object) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(fn_name, args, queue))
-    proc.start()
-    out = queue.get()
-    proc.join()
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="quick", choices=["smoke", "quick", "paper"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    ours = in_child("creditlab_run", args.scale, args.seed)
-    plain = in_child("plain_torch", ours.pop("config"), args.seed)
+    ours = run_in_child(creditlab_run, args.scale, args.seed)
+    plain = run_in_child(plain_torch, ours.pop("config"), args.seed)
     print(f"bp.mnist at {args.scale} scale, seed {args.seed}")
     print(f"{'':24s}{'seconds':>10s}{'peak RSS MB':>14s}{'test acc':>10s}")
     for name, r in (("creditlab run bp.mnist", ours), ("plain PyTorch loop", plain)):

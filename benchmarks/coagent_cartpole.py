@@ -20,9 +20,9 @@ steps per second, wall seconds until the mean return of the last 100 episodes fi
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import resource
 import time
+
+from creditlab.benchmarking import run_in_child
 
 CARTPOLE_SCALE = (2.4, 3.0, 0.21, 3.0)
 
@@ -165,22 +165,6 @@ def creditlab_loop(cfg: dict, seed: int, kind: str) -> dict:
     }
 
 
-def _child(fn_name: str, args: tuple, queue: mp.Queue) -> None:
-    out = globals()[fn_name](*args)
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put(out)
-
-
-def in_child(fn_name: str, *args: object) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(fn_name, args, queue))
-    proc.start()
-    out = queue.get()
-    proc.join()
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400_000, help="environment steps per agent")
@@ -202,9 +186,9 @@ def main() -> None:
         "reward_scale": defaults.reward_scale,
     }
     rows = {
-        "coagent (creditlab)": in_child("creditlab_loop", cfg, args.seed, "coagent"),
-        "backprop (creditlab loop)": in_child("creditlab_loop", cfg, args.seed, "bp"),
-        "backprop (plain PyTorch)": in_child("plain_pytorch", cfg, args.seed),
+        "coagent (creditlab)": run_in_child(creditlab_loop, cfg, args.seed, "coagent"),
+        "backprop (creditlab loop)": run_in_child(creditlab_loop, cfg, args.seed, "bp"),
+        "backprop (plain PyTorch)": run_in_child(plain_pytorch, cfg, args.seed),
     }
     reference = rows["backprop (plain PyTorch)"]
     print(f"CartPole-v1, {args.steps} environment steps each, seed {args.seed}")

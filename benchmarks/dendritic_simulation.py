@@ -15,9 +15,10 @@ plasticity rule on (a pattern is ``--pattern-ms`` of simulated time at ``--dt``)
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import resource
 import time
+
+from creditlab.benchmarking import run_in_child
 
 
 def _setup(device: str, threads: int) -> None:
@@ -127,20 +128,6 @@ def _time_steps(step, x, y, batch: int, steps: int, device: str) -> dict:
     return {"samples_per_second": steps * batch / elapsed, "peak_mb": _peak_mb(device)}
 
 
-def _child(fn_name: str, args: tuple, queue: mp.Queue) -> None:
-    queue.put(globals()[fn_name](*args))
-
-
-def in_child(fn_name: str, *args: object) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(fn_name, args, queue))
-    proc.start()
-    out = queue.get()
-    proc.join()
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -159,7 +146,7 @@ def main() -> None:
     for prospective in (False, True):
         base = None
         for batch in (int(b) for b in args.batches.split(",")):
-            r = in_child("continuous", [30, 50, 10], batch, prospective, *common)
+            r = run_in_child(continuous, [30, 50, 10], batch, prospective, *common)
             base = base or r["samples_per_second"]
             mode = "LE" if prospective else "plain"
             print(
@@ -169,15 +156,15 @@ def main() -> None:
             )
     print("\ncontinuous simulation of the MNIST network 784-500-500-10")
     for batch in (1, 10):
-        r = in_child("continuous", [784, 500, 500, 10], batch, False, *common)
+        r = run_in_child(continuous, [784, 500, 500, 10], batch, False, *common)
         print(
             f"{batch:9d} circuits {r['samples_per_second']:10.2f} samples/s "
             f"{r['sim_ms_per_second']:10.1f} sim ms/s {r['peak_mb']:8.0f} MB "
             f"(100 ms per image: {r['sim_ms_per_second'] / 100:.2f} images/s)"
         )
     print("\nMNIST 784-500-500-10, minibatches of 10: two-sweep mode vs backprop MLP (SGD)")
-    sweep = in_child("sweeps_mnist", 10, args.mnist_steps, args.device, args.threads)
-    bp = in_child("backprop_mnist", 10, args.mnist_steps, args.device, args.threads)
+    sweep = run_in_child(sweeps_mnist, 10, args.mnist_steps, args.device, args.threads)
+    bp = run_in_child(backprop_mnist, 10, args.mnist_steps, args.device, args.threads)
     for name, r in (("microcircuit, sweeps", sweep), ("backprop MLP", bp)):
         print(f"{name:22s}{r['samples_per_second']:10.0f} samples/s {r['peak_mb']:8.0f} MB")
     ratio = sweep["samples_per_second"] / bp["samples_per_second"]
