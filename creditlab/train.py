@@ -171,15 +171,9 @@ def fit(
 
 
 @dataclass
-class ClassifierConfig:
-    model: Literal["mlp", "cnn"] = "mlp"
-    """network: a fully connected MLP or a small LeNet-style CNN"""
-    hidden: tuple[int, ...] = (500, 500)
-    """hidden layer widths of the MLP (for the CNN: the width of its one dense layer)"""
-    channels: tuple[int, ...] = (32, 64)
-    """CNN only: output channels of each conv + max-pool stage"""
-    activation: Literal["relu", "tanh", "sigmoid"] = "relu"
-    """hidden-unit nonlinearity"""
+class TrainingConfig:
+    """The minibatch-training settings every backprop-trained experiment shares."""
+
     epochs: int = 50
     """passes over the training set"""
     batch_size: int = 100
@@ -194,6 +188,18 @@ class ClassifierConfig:
     """L2 penalty coefficient"""
     n_train: int = 0
     """use only the first n_train training examples (0: all)"""
+
+
+@dataclass
+class ClassifierConfig(TrainingConfig):
+    model: Literal["mlp", "cnn"] = "mlp"
+    """network: a fully connected MLP or a small LeNet-style CNN"""
+    hidden: tuple[int, ...] = (500, 500)
+    """hidden layer widths of the MLP (for the CNN: the width of its one dense layer)"""
+    channels: tuple[int, ...] = (32, 64)
+    """CNN only: output channels of each conv + max-pool stage"""
+    activation: Literal["relu", "tanh", "sigmoid"] = "relu"
+    """hidden-unit nonlinearity"""
 
 
 # The scales of the 784-500-500-10 MNIST MLP; every method that trains this network on MNIST

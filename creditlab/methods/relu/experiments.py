@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +28,14 @@ from creditlab.errors import UserError
 from creditlab.registry import experiment
 from creditlab.report.plots import DPI, line_plot
 from creditlab.runner import RunContext
-from creditlab.train import BackpropClassifier, evaluate_logits, fit, load_split, make_optimizer
+from creditlab.train import (
+    BackpropClassifier,
+    TrainingConfig,
+    evaluate_logits,
+    fit,
+    load_split,
+    make_optimizer,
+)
 
 PAPER_TITLE = (
     "Douglas & Yu, 'Why ReLU Units Sometimes Die: Analysis of Single-Unit Error "
@@ -41,7 +48,7 @@ PAPER_TITLE = (
 
 
 @dataclass
-class LayersConfig:
+class LayersConfig(TrainingConfig):
     widths: tuple[int, ...] = (32, 64, 128)
     """output channels of each stage of 3x3 convs (each stage ends in a 2x2 max-pool)"""
     convs_per_stage: int = 5
@@ -49,20 +56,7 @@ class LayersConfig:
     which carry an identity skip in the residual net"""
     batch_norm: bool = False
     """batch normalisation between each conv and its ReLU (off: the ReLU sees the conv output)"""
-    epochs: int = 30
-    """passes over the training set"""
-    batch_size: int = 100
-    """examples per minibatch"""
-    optimizer: Literal["adam", "sgd"] = "adam"
-    """optimiser applied to the backprop gradient"""
-    lr: float = 1e-3
-    """initial learning rate (cosine-decayed to zero over the run)"""
-    momentum: float = 0.9
-    """SGD only: momentum"""
-    weight_decay: float = 0.0
-    """L2 penalty coefficient"""
-    n_train: int = 0
-    """use only the first n_train training examples (0: all)"""
+    epochs: int = 30  # the shared training settings, with 30 epochs
     n_test: int = 0
     """measure on only the first n_test test examples (0: all)"""
     dead_threshold: float = 0.1
