@@ -570,6 +570,18 @@ def test_smoke_runs_learn(smoke_runs):
     assert metrics["final_angle_degrees"] < 0.5 * metrics["first_angle_degrees"], metrics
 
 
+def test_coagents_learn_acrobot(tmp_path):
+    """Random play almost never swings up within 500 steps (return -500); the coagent
+    network must learn to, in 40k steps (seed 0 reaches about -125)."""
+    result = runner.run(
+        registry.get("coagent.acrobot"),
+        scale="quick",
+        overrides={"total_steps": "40000", "log_every": "5000"},
+        out=tmp_path / "acrobot",
+    )
+    assert result["metrics"]["mean_return_last_100"] > -300, result["metrics"]
+
+
 @pytest.mark.parametrize(
     "name, stop_after",
     [("coagent.cartpole", 120), ("coagent.option_critic", 1000), ("coagent.gradient_check", 2)],

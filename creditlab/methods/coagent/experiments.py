@@ -47,7 +47,11 @@ from creditlab.runner import RunContext
 
 PAPER = "Kostas, Nota & Thomas, 'Asynchronous Coagent Networks' (ICML 2020)"
 CARTPOLE_SCALE = (2.4, 3.0, 0.21, 3.0)  # |x|, |x'|, |angle|, |angle'| at typical extremes
-ACROBOT_SCALE = (1.0, 1.0, 1.0, 1.0, 4 * math.pi, 9 * math.pi)  # cos/sin, the velocity limits
+# Acrobot: raw observations. Dividing the angular velocities by their limits (4 pi, 9 pi) made
+# the Bernoulli hidden coagents blind to them (quick scale, seed 0: coagent -489.6, backprop
+# -223.5); raw, they are nearly deterministic detectors of the velocities' signs, which is
+# what swinging up needs (coagent -103.5, backprop -85.6).
+ACROBOT_SCALE = (1.0,) * 6
 
 
 @contextmanager
