@@ -494,7 +494,10 @@ class MnistConfig(DynamicsConfig):
     """decay the microcircuit's learning rates to 0 over the run (the backprop baseline
     always does: creditlab.train's recipe)"""
     lambda_output: float = 1.0
-    """sweeps: share of the target in the output soma (1: the delta rule exactly)"""
+    """sweeps: share of the target in the output soma (1: the delta rule exactly). Weak
+    nudging does not learn here: with 0.1 or 0.5 the rescaled output error tends to
+    phi'(v)(u_target - v), which vanishes on the saturated logistic outputs of this
+    initialisation (quick scale, 8 epochs: chance at 0.1 even with ideal interneurons)"""
     lambda_interneuron: float = 0.2
     """sweeps: share of the partner's voltage in the interneuron soma (the paper gives no
     value; 0.2 lets 80% of the top-down error reach the apical compartment at first order,
