@@ -605,6 +605,39 @@ def simulate_single_unit(
 
 
 @dataclass
+class ConvergenceTimes:
+    """Convergence times per initial Pr[y > 0] = ``p``: predicted and simulated (run mean and
+    median run), near the optimum (Eq. 5) and from far initialisations (Eq. 6)."""
+
+    p: torch.Tensor
+    predicted_near: torch.Tensor
+    sim_near: torch.Tensor
+    median_near: torch.Tensor
+    predicted_far: torch.Tensor
+    sim_far: torch.Tensor
+    median_far: torch.Tensor
+
+    @property
+    def gap_near(self) -> torch.Tensor:
+        """Relative gap, simulated vs predicted, near the optimum."""
+        return ((self.sim_near - self.predicted_near) / self.predicted_near).abs()
+
+    @property
+    def gap_far(self) -> torch.Tensor:
+        """Relative gap, simulated vs predicted, from far initialisations."""
+        return ((self.sim_far - self.predicted_far) / self.predicted_far).abs()
+
+    def exponent(self, times: torch.Tensor, where: torch.Tensor | None = None) -> float:
+        """Fitted exponent of T against p on log-log axes (over ``where``): -1 is the 1/p law
+        of Eq. (5); NaN with fewer than two points."""
+        keep = torch.ones(len(self.p), dtype=torch.bool) if where is None else where
+        if keep.sum() < 2:
+            return float("nan")
+        x, y = np.log(self.p[keep].numpy()), np.log(times[keep].numpy())
+        return float(np.polyfit(x, y, 1)[0])
+
+
+@dataclass
 class SingleUnitConfig:
     dim: int = 10
     """input dimension d (x ~ N(0, I_d))"""
@@ -746,12 +779,19 @@ def relu_single_unit(cfg: SingleUnitConfig, ctx: RunContext) -> dict[str, float]
         max_steps,
         generator,
     )
-    sim_near, sim_far = sim_mean[:n], sim_mean[n:]
-    median_near, median_far = sim_median[:n], sim_median[n:]
+    times = ConvergenceTimes(
+        p,
+        predicted_near,
+        sim_mean[:n],
+        sim_median[:n],
+        predicted_far,
+        sim_mean[n:],
+        sim_median[n:],
+    )
+    sim_near, sim_far = times.sim_near, times.sim_far
     p0_near = truncated_gaussian_terms(near_0[:, :d], near_0[:, d])["p"]
 
-    gap_near = ((sim_near - predicted_near) / predicted_near).abs()
-    gap_far = ((sim_far - predicted_far) / predicted_far).abs()
+    gap_near, gap_far = times.gap_near, times.gap_far
     for i in range(n):
         ctx.log(
             i + 1,
@@ -762,29 +802,8 @@ def relu_single_unit(cfg: SingleUnitConfig, ctx: RunContext) -> dict[str, float]
             convergence_time_far_simulated=sim_far[i].item(),
         )
 
-    _plot_convergence(
-        ctx.plots / "convergence_time.png",
-        p,
-        predicted_near,
-        sim_near,
-        median_near,
-        predicted_far,
-        sim_far,
-        median_far,
-        cfg,
-    )
-
-    # Fitted exponent of T against p on log-log axes: -1 is the 1/p law of Eq. (5).
-    def exponent(times: torch.Tensor, where: torch.Tensor | None = None) -> float:
-        keep = torch.ones(n, dtype=torch.bool) if where is None else where
-        if keep.sum() < 2:
-            return float("nan")
-        x, y = np.log(p[keep].numpy()), np.log(times[keep].numpy())
-        return float(np.polyfit(x, y, 1)[0])
-
-    for note in single_unit_notes(
-        cfg, p, predicted_near, sim_near, median_near, predicted_far, sim_far, exponent
-    ):
+    _plot_convergence(ctx.plots / "convergence_time.png", times, cfg)
+    for note in single_unit_notes(cfg, times):
         ctx.note(note)
     if bool((sim_mean >= max_steps).any()) or bool((predicted_far >= budget).any()):
         ctx.note(
@@ -792,7 +811,7 @@ def relu_single_unit(cfg: SingleUnitConfig, ctx: RunContext) -> dict[str, float]
             f"{max_steps} for the simulation): their times are lower bounds."
         )
     below_target = p < cfg.far_target_probability
-    exponent_far = exponent(sim_far, below_target)
+    exponent_far = times.exponent(sim_far, below_target)
     out = {
         "max_relative_gap_convergence_time": max(gap_near.max().item(), gap_far.max().item()),
         "max_relative_gap_convergence_time_near_optimum": gap_near.max().item(),
@@ -800,7 +819,7 @@ def relu_single_unit(cfg: SingleUnitConfig, ctx: RunContext) -> dict[str, float]
         "max_relative_gap_mean_field_near_optimum": (
             ((sim_near - mean_field_near) / mean_field_near).abs().max().item()
         ),
-        "convergence_time_exponent": exponent(sim_near),
+        "convergence_time_exponent": times.exponent(sim_near),
     }
     if math.isfinite(exponent_far):
         out["convergence_time_exponent_far_init"] = exponent_far
@@ -811,20 +830,11 @@ def relu_single_unit(cfg: SingleUnitConfig, ctx: RunContext) -> dict[str, float]
     return out
 
 
-def single_unit_notes(
-    cfg: SingleUnitConfig,
-    p: torch.Tensor,
-    predicted_near: torch.Tensor,
-    sim_near: torch.Tensor,
-    median_near: torch.Tensor,
-    predicted_far: torch.Tensor,
-    sim_far: torch.Tensor,
-    exponent: Any,
-) -> list[str]:
+def single_unit_notes(cfg: SingleUnitConfig, times: ConvergenceTimes) -> list[str]:
     """Sentences for the report, with verdicts computed from the measured times."""
-    gap_near = ((sim_near - predicted_near) / predicted_near).abs().max().item()
-    gap_far = ((sim_far - predicted_far) / predicted_far).abs().max().item()
-    slope, slope_theory = exponent(sim_near), exponent(predicted_near)
+    p, sim_near, sim_far = times.p, times.sim_near, times.sim_far
+    gap_near, gap_far = times.gap_near.max().item(), times.gap_far.max().item()
+    slope, slope_theory = times.exponent(sim_near), times.exponent(times.predicted_near)
     if slope < -0.8 and gap_near < 0.1:
         verdict = "holds, and the 1/p law (5) predicts it"
     elif slope < 0:
@@ -836,13 +846,13 @@ def single_unit_notes(
         f"Claim 2 (a unit converges more slowly as Pr[y>0] -> 0) {verdict} near the optimum: "
         f"simulated convergence time scales as p^{slope:.2f} (theory p^{slope_theory:.2f}) over "
         f"p = {probabilities}; predicted and simulated times differ by at most {gap_near:.1%}. "
-        f"The median single run takes up to {(median_near / sim_near).max().item() - 1:.0%} "
+        f"The median single run takes up to {(times.median_near / sim_near).max().item() - 1:.0%} "
         "longer than the mean trajectory (multiplicative noise, of order mu d): (5) is a law "
         "for the mean."
     ]
     below = p < cfg.far_target_probability
     if below.sum() >= 2:
-        slope_far = exponent(sim_far, below)
+        slope_far = times.exponent(sim_far, below)
         lo, hi = int(below.nonzero()[0]), int(below.nonzero()[-1])
         if slope_far >= 0:
             trend = "does not grow as p0 falls"
@@ -872,29 +882,20 @@ def single_unit_notes(
     return notes
 
 
-def _plot_convergence(
-    path: Any,
-    p: torch.Tensor,
-    predicted_near: torch.Tensor,
-    sim_near: torch.Tensor,
-    median_near: torch.Tensor,
-    predicted_far: torch.Tensor,
-    sim_far: torch.Tensor,
-    median_far: torch.Tensor,
-    cfg: SingleUnitConfig,
-) -> None:
+def _plot_convergence(path: Any, times: ConvergenceTimes, cfg: SingleUnitConfig) -> None:
     """Convergence time against Pr[y > 0], log-log, theory lines and simulated points: near the
     optimum (Eq. 5) on the left, from far initialisations (Eq. 6) on the right."""
+    p, predicted_far = times.p, times.predicted_far
     fig = Figure(figsize=(10.0, 4.0), layout="constrained")
     near, far = fig.subplots(1, 2)
     grid = torch.logspace(math.log10(p.min()), math.log10(p.max()), 100, dtype=p.dtype)
     near.plot(grid, linearised_convergence_time(grid, cfg.mu, cfg.tolerance), label="theory (5)")
-    near.plot(p, sim_near, "o", label=f"simulated mean of {cfg.runs} runs")
-    near.plot(p, median_near, "x", label="simulated median run")
+    near.plot(p, times.sim_near, "o", label=f"simulated mean of {cfg.runs} runs")
+    near.plot(p, times.median_near, "x", label="simulated median run")
     near.set_title(f"near the optimum (Pr[y*>0] = p), mu = {cfg.mu}, d = {cfg.dim}", fontsize=10)
     far.plot(p, predicted_far, "-", label="theory: iterated expected update (6)")
-    far.plot(p, sim_far, "o", label=f"simulated mean of {cfg.runs} runs")
-    far.plot(p, median_far, "x", label="simulated median run")
+    far.plot(p, times.sim_far, "o", label=f"simulated mean of {cfg.runs} runs")
+    far.plot(p, times.median_far, "x", label="simulated median run")
     below = (p < cfg.far_target_probability).nonzero().flatten()
     if len(below):  # a 1/p0 law through the most active init that starts below the teacher
         i = below[p[below].argmax()]
