@@ -63,16 +63,29 @@ class BackpropClassifier:
         return evaluate_logits(self.model, x, y)
 
     def state_dict(self) -> dict[str, Any]:
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
-        if self.schedule is not None:
-            state["schedule"] = self.schedule.state_dict()
-        return state
+        return {"model": self.model.state_dict(), **optimizer_state(self.optimizer, self.schedule)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.schedule is not None:
-            self.schedule.load_state_dict(state["schedule"])
+        load_optimizer_state(state, self.optimizer, self.schedule)
+
+
+def optimizer_state(optimizer: torch.optim.Optimizer, schedule: Any = None) -> dict[str, Any]:
+    """The optimiser's state and, if there is one, its learning-rate schedule's (for a
+    learner's checkpoint)."""
+    state = {"optimizer": optimizer.state_dict()}
+    if schedule is not None:
+        state["schedule"] = schedule.state_dict()
+    return state
+
+
+def load_optimizer_state(
+    state: dict[str, Any], optimizer: torch.optim.Optimizer, schedule: Any = None
+) -> None:
+    """Restore what :func:`optimizer_state` saved."""
+    optimizer.load_state_dict(state["optimizer"])
+    if schedule is not None:
+        schedule.load_state_dict(state["schedule"])
 
 
 def evaluate_logits(

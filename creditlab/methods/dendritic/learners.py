@@ -32,7 +32,7 @@ from creditlab.methods.dendritic.sweeps import (
     sweep_updates,
     two_sweeps,
 )
-from creditlab.train import make_optimizer
+from creditlab.train import load_optimizer_state, make_optimizer, optimizer_state
 
 Monitor = Callable[[int], None]
 
@@ -175,20 +175,15 @@ class SweepsClassifier(_Classifier):
         return hidden_alignment(self.net, x, errors, pre) | topdown_alignment(self.net)
 
     def state_dict(self) -> dict[str, Any]:
-        state = {
+        return {
             "net": self.net.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            **optimizer_state(self.optimizer, self.schedule),
             **self._counters(),
         }
-        if self.schedule is not None:
-            state["schedule"] = self.schedule.state_dict()
-        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.schedule is not None:
-            self.schedule.load_state_dict(state["schedule"])
+        load_optimizer_state(state, self.optimizer, self.schedule)
         self._load_counters(state)
 
 
