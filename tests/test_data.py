@@ -257,7 +257,8 @@ def test_amat_source_converts_to_verified_mat(shared: Path, tmp_path: Path) -> N
     (source / spec.source_name).write_bytes(text.tobytes())
     dest = tmp_path / "dest"
     dest.mkdir()
-    store.download_file(
+    fetch = functools.partial(
+        store.download_file,
         spec,
         "binarized_mnist",
         dest,
@@ -266,6 +267,7 @@ def test_amat_source_converts_to_verified_mat(shared: Path, tmp_path: Path) -> N
         convert=loaders.amat_to_mat,
         content=loaders.content_digest_for(spec),
     )
+    fetch()
     converted = dest / spec.name
     assert store.file_md5(converted) != spec.md5
     assert store.check_file(converted, spec, loaders.content_digest_for(spec))[0]
@@ -276,15 +278,7 @@ def test_amat_source_converts_to_verified_mat(shared: Path, tmp_path: Path) -> N
     (source / spec.source_name).write_bytes(text.tobytes())
     converted.unlink()
     with pytest.raises(UserError, match="md5"):
-        store.download_file(
-            spec,
-            "binarized_mnist",
-            dest,
-            [source.as_uri() + "/"],
-            use_source_name=True,
-            convert=loaders.amat_to_mat,
-            content=loaders.content_digest_for(spec),
-        )
+        fetch()
     assert list(dest.iterdir()) == []
 
 
