@@ -153,11 +153,18 @@ def _saved_experiment(run_dir: Path) -> str | None:
 
 
 def _print_result(result: dict, out: Path) -> None:
+    from creditlab.report import comparisons, data_cell
+
     print(f"{result['experiment']} ({result['scale']}, seed {result['seed']}) -> {out}")
-    for name, value in result["metrics"].items():
-        paper = result["paper"].get(name)
-        beside = f"   paper: {paper['value']:g} ({paper['source']})" if paper else ""
-        print(f"  {name:28s} {value:12.6g}{beside}")
+    print(f"  data: {data_cell(result)}")
+    for c in comparisons(result):
+        if c.measured is None:
+            continue
+        beside = ""
+        if c.paper is not None:
+            beside = f"   paper: {c.paper:g} ({c.source})"
+            beside += "" if c.comparable else f": {c.verdict}"
+        print(f"  {c.metric:28s} {c.measured:12.6g}{beside}")
     print(f"  {'wall_seconds':28s} {result['wall_seconds']:12.1f}")
     print(f"  {'peak_memory_mb':28s} {result['peak_memory_mb']:12.1f}")
 
@@ -179,12 +186,23 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The quick suite: every experiment marked ``demo``, one after another, then the report."""
+    """The quick suite: every experiment marked ``demo``, one after another, then the report.
+
+    Data sets the suite needs and this machine lacks are fetched first (checksummed, with a
+    progress bar); when that fails (offline), one line at the top says which experiments are
+    skipped and why, and the rest run.
+    """
     from creditlab import report, runner
 
     experiments = [e for e in registry.load_all().values() if e.demo]
     if args.only:
         experiments = [registry.get(name) for name in args.only]
+    unavailable = _fetch_missing_data(experiments, args.scale)
+    skipped = [e.name for e in experiments if set(e.data_sets(args.scale)) & set(unavailable)]
+    for name, reason in unavailable.items():
+        users = [e.name for e in experiments if name in e.data_sets(args.scale)]
+        print(f"skipping {', '.join(users)}: data set '{name}' is not here and {reason}")
+    experiments = [e for e in experiments if e.name not in skipped]
     failed = []
     for i, exp in enumerate(experiments, 1):
         print(f"[{i}/{len(experiments)}] {exp.name} ({args.scale}) ...", flush=True)
@@ -199,10 +217,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  {headline}  ({time.monotonic() - start:.0f} s)")
     out = report.build_report(args.runs, args.runs / "report.html")
     print(f"report: {out}")
+    if skipped:
+        print(f"{len(skipped)} experiment(s) skipped for missing data: {', '.join(skipped)}")
     if failed:
         print(f"{len(failed)} experiment(s) failed: {', '.join(failed)}")
         return 1
     return 0
+
+
+def _fetch_missing_data(experiments: list[registry.Experiment], scale: str) -> dict[str, str]:
+    """Fetch every data set the experiments read that no data root holds; return the ones that
+    could not be had, each with the reason (one line)."""
+    from creditlab import data
+    from creditlab.data.store import find_folder
+
+    needed = dict.fromkeys(n for e in experiments for n in e.data_sets(scale))
+    unavailable = {}
+    for name in needed:
+        spec = data.DATASETS[name]
+        if spec.kind != "files" or find_folder(spec) is not None:
+            continue
+        print(f"{name}: not found in {data.data_roots()[0]}; fetching it ...", flush=True)
+        try:
+            data.fetch(name, log=lambda line: print(f"  {line}", flush=True))
+        except UserError as err:
+            unavailable[name] = f"could not be fetched ({err})"
+    return unavailable
 
 
 def main(argv: Sequence[str] | None = None) -> int:

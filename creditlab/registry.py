@@ -10,7 +10,7 @@ paper's protocol, so ``paper`` often overrides nothing::
 
     @experiment("bp.digits", config=DigitsConfig, paper_title="...",
                 scales={"smoke": {"epochs": 1}, "quick": {"epochs": 20}},
-                paper={"test_accuracy": (0.98, "Table 1")}, demo=True)
+                paper={"test_accuracy": (0.98, "Table 1", "mnist60k")}, demo=True)
     def bp_digits(cfg: DigitsConfig, ctx: RunContext) -> dict[str, float]: ...
 """
 
@@ -43,6 +43,11 @@ def is_timing_metric(name: str) -> bool:
     return name.endswith(TIMING_SUFFIXES)
 
 
+PaperFigure = tuple[float, str] | tuple[float, str, str]
+"""A paper's number for a metric: (value, source) or (value, source, data protocol). With a
+protocol (e.g. "mnist60k"), the report compares it only with runs on that protocol."""
+
+
 @dataclass(frozen=True)
 class Experiment:
     """A registered experiment: everything ``creditlab list/run/report`` needs to know."""
@@ -52,7 +57,7 @@ class Experiment:
     config: type
     scales: Mapping[str, Mapping[str, Any]]
     paper_title: str = ""
-    paper: Mapping[str, tuple[float, str]] = field(default_factory=dict)
+    paper: Mapping[str, PaperFigure] = field(default_factory=dict)
     demo: bool = False
 
     @property
@@ -67,8 +72,19 @@ class Experiment:
         cfg = self.config(**self.scales.get(scale, {}))
         return apply_overrides(cfg, overrides or {}, where=self.name)
 
+    def data_sets(self, scale: str) -> tuple[str, ...]:
+        """The data sets the run reads at ``scale``: its config's ``dataset`` field, if any."""
+        name = getattr(self.make_config(scale), "dataset", None)
+        return (name,) if isinstance(name, str) else ()
+
     def paper_figures(self) -> dict[str, dict[str, Any]]:
-        return {k: {"value": v, "source": src} for k, (v, src) in self.paper.items()}
+        """metric -> {"value", "source"} and, where the figure names it, "protocol"."""
+        figures = {}
+        for metric, (value, source, *protocol) in self.paper.items():
+            figures[metric] = {"value": value, "source": source}
+            if protocol:
+                figures[metric]["protocol"] = protocol[0]
+        return figures
 
 
 _REGISTRY: dict[str, Experiment] = {}
@@ -80,7 +96,7 @@ def experiment(
     config: type,
     scales: Mapping[str, Mapping[str, Any]],
     paper_title: str = "",
-    paper: Mapping[str, tuple[float, str]] | None = None,
+    paper: Mapping[str, PaperFigure] | None = None,
     demo: bool = False,
 ) -> Callable[[Callable], Callable]:
     """Register ``fn(cfg, ctx) -> metrics`` under ``name`` (see the module docstring)."""

@@ -184,7 +184,16 @@ def fit(
 
 
 @dataclass
-class TrainingConfig:
+class DataConfig:
+    """The one field every classifier experiment has: which data set (and so which protocol)."""
+
+    dataset: data.ClassifierData = "mnist"
+    """data set: mnist (mnist10k 8k/2k split, or 60k/10k with the training files), fashion_mnist
+    (60k/10k), digits or mnist1d; result.json records the protocol"""
+
+
+@dataclass
+class TrainingConfig(DataConfig):
     """The minibatch-training settings every backprop-trained experiment shares."""
 
     epochs: int = 50
@@ -228,15 +237,15 @@ def load_split(dataset: str, n_train: int, ctx: RunContext) -> tuple[data.Datase
     ``(x_train, y_train, x_test, y_test)`` on the run's device, the training set cut to its
     first ``n_train`` examples when ``n_train`` > 0."""
     ds = data.load(dataset)
-    ctx.data = ds.info()
     cut = slice(0, n_train or None)
     tensors = (ds.x_train[cut], ds.y_train[cut], ds.x_test, ds.y_test)
+    ctx.data = {**ds.info(), "n_train": len(tensors[0]), "n_train_available": len(ds.x_train)}
     return ds, tuple(t.to(ctx.device) for t in tensors)
 
 
-def train_classifier(dataset: str, cfg: ClassifierConfig, ctx: RunContext) -> dict[str, float]:
-    """Load ``dataset``, build the network, train it with backprop; return final metrics."""
-    ds, (x_train, y_train, x_test, y_test) = load_split(dataset, cfg.n_train, ctx)
+def train_classifier(cfg: ClassifierConfig, ctx: RunContext) -> dict[str, float]:
+    """Load ``cfg.dataset``, build the network, train it with backprop; return final metrics."""
+    ds, (x_train, y_train, x_test, y_test) = load_split(cfg.dataset, cfg.n_train, ctx)
     model = build_classifier(
         cfg.model, ds.input_shape, ds.n_classes, cfg.hidden, cfg.channels, cfg.activation
     ).to(ctx.device)

@@ -1,19 +1,154 @@
-"""Shared test set-up: the genuine MNIST files from ../shared/data, no progress bars."""
+"""Shared test set-up: where the genuine data are, no progress bars, the `genuine_data` mark,
+and small generated data sets (`fake_data`) for testing code paths without the genuine files.
 
+Code paths are tested on small files the tests generate; only a test that needs the genuine
+files carries ``@pytest.mark.genuine_data("mnist")`` (or several names). Such a test is skipped,
+with one line naming the fix, when the files are absent, except under ``CREDITLAB_REQUIRE_DATA=1``
+(what ``.ci/run`` sets), where a missing data set fails the test instead: CI never skips for data.
+"""
+
+import dataclasses
+import functools
+import gzip
+import http.server
 import os
+import threading
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.io
+
+from creditlab.data import DATASETS, DatasetSpec, loaders, store
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 os.environ.setdefault("CREDITLAB_DATA", str(SHARED_DATA))
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ["CREDITLAB_QUIET"] = "1"
+REQUIRE_DATA = os.environ.get("CREDITLAB_REQUIRE_DATA", "") not in ("", "0")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "genuine_data(*names): needs these data sets' genuine files (skip, or fail in CI)",
+    )
+
+
+def missing_data(names: tuple[str, ...]) -> str | None:
+    """A one-line reason naming the fix when any of ``names`` cannot be found, else None."""
+    from creditlab.data import DATASETS
+    from creditlab.data.store import find_folder, searched
+
+    absent = [n for n in names if DATASETS[n].kind == "files" and find_folder(DATASETS[n]) is None]
+    if not absent:
+        return None
+    fixes = " and ".join(f"`creditlab data fetch {n}`" for n in absent)
+    where = "; ".join(searched(n) for n in absent)
+    return f"genuine data not found ({where}): run {fixes}"
+
+
+def require_data(names: tuple[str, ...]) -> None:
+    """Skip (or, with CREDITLAB_REQUIRE_DATA, fail) the running test when data are missing."""
+    reason = missing_data(names)
+    if reason is None:
+        return
+    if REQUIRE_DATA:
+        pytest.fail(f"CREDITLAB_REQUIRE_DATA is set and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("genuine_data"):
+        require_data(tuple(mark.args))
+
+
+# ---------------------------------------------------------------------------------------------
+# small generated data sets in the real formats, their checksums patched into the catalog
+# ---------------------------------------------------------------------------------------------
+
+
+def idx_bytes(array: np.ndarray, level: int = 9) -> bytes:
+    """An IDX file (uint8), gzipped: magic 0 0 0x08 ndim, big-endian dims, data in C order."""
+    header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, dtype=">u4").tobytes()
+    raw = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    return gzip.compress(raw, compresslevel=level, mtime=0)
+
+
+def write_fake(name: str, folder: Path, n_train: int = 20, n_test: int = 10) -> None:
+    """Write a small data set in ``name``'s real file formats into ``folder``."""
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    folder.mkdir(parents=True, exist_ok=True)
+    if name == "binarized_mnist":
+        for f in ("train", "valid", "test"):
+            pixels = rng.integers(0, 2, (n_test, 784), dtype=np.uint8)
+            scipy.io.savemat(
+                folder / f"binarized_mnist_{f}.mat", {"X": pixels}
+            )  # uncompressed, unlike fetch's
+        return
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(idx_bytes(images))
+        labels = np.arange(n, dtype=np.uint8) % 10
+        (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(idx_bytes(labels))
+
+
+def spec_for_files(name: str, folder: Path) -> DatasetSpec:
+    """DATASETS[name] with the md5s (and content md5s) of the files in ``folder``."""
+    spec = DATASETS[name]
+    files = []
+    for f in spec.files:
+        path = folder / f.name
+        content = loaders.content_digest_for(f)
+        files.append(
+            dataclasses.replace(
+                f,
+                md5=store.file_md5(path),
+                content_md5=content(path) if f.content_md5 and content else f.content_md5,
+            )
+        )
+    return dataclasses.replace(spec, files=tuple(files))
 
 
 @pytest.fixture
-def run_env(tmp_path: Path) -> dict[str, str]:
-    """Environment for running the CLI in a subprocess, rooted in a temporary folder."""
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+def fake_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """``fake_data(name)``: a small ``name`` in a fresh root (CREDITLAB_DATA points there), its
+    checksums patched into the catalog; returns ``root/<name>``. For mnist the training files
+    are kept only with ``mnist_train=True`` (else the mnist10k layout)."""
+
+    def make(name: str, mnist_train: bool = False) -> Path:
+        folder = tmp_path / "data" / name
+        write_fake(name, folder)
+        monkeypatch.setitem(DATASETS, name, spec_for_files(name, folder))
+        if name == "mnist" and not mnist_train:
+            for f in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+                (folder / f).unlink()
+        monkeypatch.setenv("CREDITLAB_DATA", str(folder.parent))
+        return folder
+
+    return make
+
+
+@pytest.fixture
+def http_mirror(tmp_path: Path):
+    """Serve ``tmp_path/mirror`` over HTTP on 127.0.0.1 from a thread; yields (folder, url)."""
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder))
+    )
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

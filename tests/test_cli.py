@@ -86,3 +86,50 @@ def test_entry_point_runs_as_a_module():
         [sys.executable, "-m", "creditlab", "run", "nope"], capture_output=True, text=True
     )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+
+
+def _demo_with_mnist_mirror(monkeypatch, tmp_path, mirror_url, capsys):
+    """Run the smoke demo of bp.digits and bp.mnist with no MNIST anywhere and MNIST's public
+    source replaced by ``mirror_url``; return (exit code, printed lines)."""
+    import dataclasses
+
+    from creditlab.data import DATASETS
+
+    empty = tmp_path / "fresh"
+    empty.mkdir()
+    monkeypatch.setenv("CREDITLAB_DATA", str(empty))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    spec = dataclasses.replace(DATASETS["mnist"], mirrors=(mirror_url,))
+    monkeypatch.setitem(DATASETS, "mnist", spec)
+    argv = ["demo", "--scale", "smoke", "--runs", str(tmp_path / "runs")]
+    code = main([*argv, "--only", "bp.digits", "--only", "bp.mnist"])
+    return code, capsys.readouterr().out.splitlines()
+
+
+def test_demo_fetches_missing_data_first(capsys, tmp_path, monkeypatch, fake_data, http_mirror):
+    served, url = http_mirror
+    for path in fake_data("mnist", mnist_train=True).iterdir():  # checksums patched in
+        path.rename(served / path.name)
+    code, lines = _demo_with_mnist_mirror(monkeypatch, tmp_path, url, capsys)
+    assert code == 0, lines
+    assert lines[0].startswith("mnist: not found in") and "fetching" in lines[0]
+    assert sum("fetched from http://127.0.0.1" in line for line in lines) == 4
+    assert (tmp_path / "fresh" / "mnist" / "t10k-images-idx3-ubyte.gz").is_file()
+    assert list((tmp_path / "runs" / "bp.mnist").iterdir()) and "skipped" not in "".join(lines)
+
+
+def test_demo_offline_says_once_what_it_skips_and_runs_the_rest(capsys, tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: offline
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/"
+    code, lines = _demo_with_mnist_mirror(monkeypatch, tmp_path, url, capsys)
+    assert code == 0, lines
+    skips = [line for line in lines if line.startswith("skipping")]
+    assert len(skips) == 1 and lines.index(skips[0]) == 1  # once, at the top
+    assert "skipping bp.mnist: data set 'mnist' is not here" in skips[0]
+    assert "could not fetch" in skips[0] and "--mirror" in skips[0]
+    assert any(line.startswith("[1/1] bp.digits") for line in lines)
+    assert lines[-1] == "1 experiment(s) skipped for missing data: bp.mnist"
+    assert not (tmp_path / "runs" / "bp.mnist").exists()

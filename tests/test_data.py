@@ -1,8 +1,10 @@
-"""Tests for creditlab.data: lookup, checksums, the four loaders, fetch and the `data` command.
+"""Tests for creditlab.data: lookup, checksums, the loaders, fetch and the `data` command.
 
 Every test points HOME at a temporary folder (so nothing reads or writes the real
-~/.cache/creditlab) and sets CREDITLAB_DATA itself. The genuine data come from the shared data
-folder: $CREDITLAB_DATA if set when the tests start, else ../shared/data beside the repository.
+~/.cache/creditlab) and sets CREDITLAB_DATA itself. Code paths run on small files the tests
+write (`fake_data`: IDX and MAT files whose checksums are patched into the catalog); only the
+tests marked ``genuine_data`` read the genuine files, from wherever ``creditlab`` finds them
+when the tests start ($CREDITLAB_DATA, normally ../shared/data, then ~/.cache/creditlab).
 """
 
 from __future__ import annotations
@@ -11,16 +13,16 @@ import argparse
 import functools
 import gzip
 import hashlib
-import http.server
 import os
 import random
 import shutil
 import socket
-import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.io
 import torch
 
 from creditlab.data import DATASETS, Dataset, data_roots, fetch, load, loaders, store, verify
@@ -28,24 +30,17 @@ from creditlab.data.catalog import MNIST1D_CHECKSUM
 from creditlab.data.commands import add_parser
 from creditlab.errors import UserError
 
-SHARED = Path(os.environ.get("CREDITLAB_DATA") or Path(__file__).parents[2] / "shared" / "data")
 MNIST_TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 BMNIST_FILES = tuple(f"binarized_mnist_{split}.mat" for split in ("train", "valid", "test"))
+GENUINE = {name: store.find_folder(DATASETS[name]) for name in DATASETS}
+"""Where each genuine data set was found when the tests started (None: absent)."""
 
 
-@pytest.fixture(scope="session")
-def shared() -> Path:
-    """The shared data folder; a clear failure (never a skip) when it is absent."""
-    root = SHARED.expanduser().absolute()
-    wanted = [root / "mnist" / f for f in MNIST_TEST_FILES]
-    wanted += [root / "binarized_mnist" / f for f in BMNIST_FILES]
-    absent = [str(p) for p in wanted if not p.is_file()]
-    if absent:
-        pytest.fail(
-            f"shared data missing: {', '.join(absent)}; set CREDITLAB_DATA to the folder "
-            "holding mnist/ and binarized_mnist/ (normally ../shared/data)"
-        )
-    return root
+def genuine(name: str) -> Path:
+    """The root holding the genuine ``name`` (tests using it carry the genuine_data mark)."""
+    folder = GENUINE[name]
+    assert folder is not None, f"{name} absent: the genuine_data mark should have skipped"
+    return folder.parent
 
 
 @pytest.fixture(autouse=True)
@@ -62,16 +57,6 @@ def raw_idx(path: Path, header: int) -> np.ndarray:
     """An independent reading of an IDX file: skip the header, take the bytes."""
     with gzip.open(path, "rb") as f:
         return np.frombuffer(f.read(), dtype=np.uint8, offset=header)
-
-
-def copy_dataset(shared: Path, name: str, root: Path) -> Path:
-    """Copy one shared data set into ``root/<name>`` (writable) and return that folder."""
-    folder = root / name
-    shutil.copytree(shared / name, folder)
-    for f in folder.iterdir():
-        f.chmod(0o644)
-    folder.chmod(0o755)
-    return folder
 
 
 def flip_byte(path: Path, offset: int = 100) -> None:
@@ -139,12 +124,17 @@ def test_digits_split_shapes_and_ranges() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_mnist10k_protocol_from_shared_test_files(
-    shared: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.genuine_data("mnist")
+def test_mnist10k_protocol_from_genuine_test_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CREDITLAB_DATA", str(shared))
+    folder = tmp_path / "data" / "mnist"  # the two test files alone: the mnist10k layout
+    folder.mkdir(parents=True)
+    for name in MNIST_TEST_FILES:
+        (folder / name).symlink_to(genuine("mnist") / "mnist" / name)
+    monkeypatch.setenv("CREDITLAB_DATA", str(folder.parent))
     ds = load("mnist")
-    assert (ds.protocol, ds.source) == ("mnist10k", str(shared / "mnist"))
+    assert (ds.protocol, ds.source) == ("mnist10k", str(folder))
     assert (len(ds.x_train), len(ds.y_train), len(ds.x_test), len(ds.y_test)) == (
         8000,
         8000,
@@ -158,8 +148,8 @@ def test_mnist10k_protocol_from_shared_test_files(
         assert len(counts) == 10 and counts.min() > 0.07 * len(labels), counts
         assert counts.max() < 0.13 * len(labels), counts
 
-    images = raw_idx(shared / "mnist" / MNIST_TEST_FILES[0], 16).reshape(10000, 28, 28)
-    labels = raw_idx(shared / "mnist" / MNIST_TEST_FILES[1], 8)
+    images = raw_idx(folder / MNIST_TEST_FILES[0], 16).reshape(10000, 28, 28)
+    labels = raw_idx(folder / MNIST_TEST_FILES[1], 8)
     assert labels[0] == 7  # the well-known first MNIST test label: the parse is aligned
     assert torch.equal(ds.x_test[0, 0], torch.from_numpy(images[4] / np.float32(255)))
     assert torch.equal(ds.x_train[4, 0], torch.from_numpy(images[5] / np.float32(255)))
@@ -167,6 +157,26 @@ def test_mnist10k_protocol_from_shared_test_files(
     assert ds.y_train.tolist() == labels[np.arange(10000) % 5 != 4].tolist()
     # the two halves of the test set (SD-3, SD-1) are split alike
     assert (np.arange(10000)[np.arange(10000) % 5 == 4] < 5000).sum() == 1000
+
+
+def test_mnist_protocols_on_generated_files(fake_data: Callable[..., Path]) -> None:
+    folder = fake_data("mnist")  # 10 test images only: mnist10k splits them 8 / 2
+    ds = load("mnist")
+    assert (ds.name, ds.protocol, ds.source) == ("mnist", "mnist10k", str(folder))
+    images = raw_idx(folder / MNIST_TEST_FILES[0], 16).reshape(10, 28, 28)
+    labels = raw_idx(folder / MNIST_TEST_FILES[1], 8)
+    assert torch.equal(ds.x_test[:, 0], torch.from_numpy(images[[4, 9]] / np.float32(255)))
+    assert torch.equal(
+        ds.x_train[:, 0], torch.from_numpy(images[[0, 1, 2, 3, 5, 6, 7, 8]] / np.float32(255))
+    )
+    assert ds.y_test.tolist() == labels[[4, 9]].tolist() and len(ds.y_train) == 8
+
+    folder = fake_data("mnist", mnist_train=True)  # with the training files: train / t10k
+    ds = load("mnist")
+    assert ds.protocol == "mnist60k" and (len(ds.x_train), len(ds.x_test)) == (20, 10)
+    train = raw_idx(folder / "train-images-idx3-ubyte.gz", 16).reshape(20, 28, 28)
+    assert torch.equal(ds.x_train[:, 0], torch.from_numpy(train / np.float32(255)))
+    assert ds.y_train.tolist() == raw_idx(folder / "train-labels-idx1-ubyte.gz", 8).tolist()
 
 
 def test_read_idx_parses_header_and_dims(tmp_path: Path) -> None:
@@ -179,22 +189,20 @@ def test_read_idx_parses_header_and_dims(tmp_path: Path) -> None:
         loaders.read_idx(tmp_path / "bad.gz")
 
 
-def test_corrupt_file_names_file_and_md5(
-    shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    folder = copy_dataset(shared, "mnist", tmp_path / "data")
-    monkeypatch.setenv("CREDITLAB_DATA", str(tmp_path / "data"))
-    assert load("mnist").protocol == "mnist10k"  # the copy itself is fine
-    flip_byte(folder / "t10k-labels-idx1-ubyte.gz")  # changes mtime: the md5 cache must notice
+def test_corrupt_file_names_file_and_md5(fake_data: Callable[..., Path]) -> None:
+    folder = fake_data("mnist")
+    assert load("mnist").protocol == "mnist10k"  # the files themselves are fine
+    flip_byte(folder / "t10k-labels-idx1-ubyte.gz", 20)  # changes mtime: the md5 cache notices
     with pytest.raises(UserError) as error:
         load("mnist")
     message = one_line(error)
+    expected = DATASETS["mnist"].files[3].md5
     assert str(folder / "t10k-labels-idx1-ubyte.gz") in message
-    assert "md5" in message and "expected ec29112dd5afa0611ce80d1b7f02629c" in message
+    assert "md5" in message and f"expected {expected}" in message
     assert "creditlab data fetch mnist" in message
 
 
-@pytest.mark.parametrize("name", ["mnist", "binarized_mnist"])
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "binarized_mnist"])
 def test_missing_data_set_says_where_and_how(
     name: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -209,14 +217,84 @@ def test_missing_data_set_says_where_and_how(
     assert f"creditlab data fetch {name}" in message and "CREDITLAB_DATA" in message
 
 
-def test_half_present_training_files_are_refused(
-    shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    folder = copy_dataset(shared, "mnist", tmp_path / "data")
+def test_half_present_training_files_are_refused(fake_data: Callable[..., Path]) -> None:
+    folder = fake_data("mnist")
     (folder / "train-images-idx3-ubyte.gz").write_bytes(b"not really")
-    monkeypatch.setenv("CREDITLAB_DATA", str(tmp_path / "data"))
     with pytest.raises(UserError, match="but not train-labels-idx1-ubyte.gz"):
         load("mnist")
+
+
+# ---------------------------------------------------------------------------------------------
+# Fashion-MNIST
+# ---------------------------------------------------------------------------------------------
+
+# The decompressed upstream files' md5s (Zalando's fashion-mnist), computed here independently.
+FASHION_CONTENT_MD5 = {
+    "train-images-idx3-ubyte.gz": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte.gz": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte.gz": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte.gz": "15d484375f8d13e6eb1aabb0c3f46965",
+}
+
+
+@pytest.mark.genuine_data("fashion_mnist")
+def test_fashion_mnist_genuine_60k_10k(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = genuine("fashion_mnist")
+    monkeypatch.setenv("CREDITLAB_DATA", str(root))
+    for name, md5 in FASHION_CONTENT_MD5.items():
+        with gzip.open(root / "fashion_mnist" / name, "rb") as f:
+            assert hashlib.md5(f.read()).hexdigest() == md5, name
+    assert all(ok for _, ok, _ in verify("fashion_mnist"))
+    ds = load("fashion_mnist")
+    assert (ds.name, ds.protocol, ds.n_classes) == ("fashion_mnist", "fashion_mnist", 10)
+    assert (len(ds.x_train), len(ds.x_test)) == (60000, 10000)
+    assert ds.input_shape == (1, 28, 28) and ds.x_train.min() == 0 and ds.x_train.max() == 1
+    # Fashion-MNIST is balanced: 6000 / 1000 images of each class
+    assert torch.bincount(ds.y_train).tolist() == [6000] * 10
+    assert torch.bincount(ds.y_test).tolist() == [1000] * 10
+    assert ds.y_train[:4].tolist() == [9, 0, 0, 3]  # ankle boot, T-shirt, T-shirt, dress
+    images = raw_idx(root / "fashion_mnist" / "t10k-images-idx3-ubyte.gz", 16)
+    assert torch.equal(
+        ds.x_test[-1, 0].flatten(), torch.from_numpy(images[-784:] / np.float32(255))
+    )
+
+
+def test_fashion_mnist_on_generated_files(fake_data: Callable[..., Path]) -> None:
+    folder = fake_data("fashion_mnist")
+    ds = load("fashion_mnist")
+    assert (ds.protocol, ds.source, len(ds.x_train), len(ds.x_test)) == (
+        "fashion_mnist",
+        str(folder),
+        20,
+        10,
+    )
+    test = raw_idx(folder / "t10k-images-idx3-ubyte.gz", 16).reshape(10, 28, 28)
+    assert torch.equal(ds.x_test[:, 0], torch.from_numpy(test / np.float32(255)))
+    assert ds.y_train.tolist() == raw_idx(folder / "train-labels-idx1-ubyte.gz", 8).tolist()
+
+
+def test_recompressed_gz_is_accepted_by_content_and_changed_content_is_not(
+    fake_data: Callable[..., Path],
+) -> None:
+    """An OS package's recompressed copy (other .gz bytes, same IDX inside) loads; one pixel
+    changed inside does not."""
+    folder = fake_data("fashion_mnist")
+    name = "t10k-images-idx3-ubyte.gz"
+    inside = gzip.decompress((folder / name).read_bytes())
+    (folder / name).write_bytes(gzip.compress(inside, compresslevel=1, mtime=0))
+    spec = DATASETS["fashion_mnist"].files[2]
+    assert store.file_md5(folder / name) != spec.md5
+    rows = {item: (ok, message) for item, ok, message in verify("fashion_mnist")}
+    assert rows[name][0] and rows[name][1].startswith("content md5 ok")
+    pixels = np.frombuffer(inside, np.uint8, offset=16).reshape(10, 28, 28)
+    assert torch.equal(
+        load("fashion_mnist").x_test[:, 0], torch.from_numpy(pixels / np.float32(255))
+    )
+
+    changed = inside[:-1] + bytes([inside[-1] ^ 1])  # one pixel differs inside
+    (folder / name).write_bytes(gzip.compress(changed, compresslevel=1, mtime=0))
+    with pytest.raises(UserError, match=f"corrupt data file .*{name}.*expected {spec.md5}"):
+        load("fashion_mnist")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,14 +302,14 @@ def test_half_present_training_files_are_refused(
 # ---------------------------------------------------------------------------------------------
 
 
-def test_binarized_mnist_splits_are_binary_and_upright(
-    shared: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("CREDITLAB_DATA", str(shared))
+@pytest.mark.genuine_data("binarized_mnist")
+def test_binarized_mnist_splits_are_binary_and_upright(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = genuine("binarized_mnist")
+    monkeypatch.setenv("CREDITLAB_DATA", str(root))
     ds = load("binarized_mnist")
     assert (ds.protocol, ds.source, ds.n_classes) == (
         "binarized_mnist",
-        str(shared / "binarized_mnist"),
+        str(root / "binarized_mnist"),
         0,
     )
     assert (len(ds.x_train), len(ds.x_valid), len(ds.x_test)) == (50000, 10000, 10000)
@@ -246,10 +324,21 @@ def test_binarized_mnist_splits_are_binary_and_upright(
     assert ds.info()["n_valid"] == 10000
 
 
-def test_amat_source_converts_to_verified_mat(shared: Path, tmp_path: Path) -> None:
+def test_binarized_mnist_on_generated_files(fake_data: Callable[..., Path]) -> None:
+    folder = fake_data("binarized_mnist")
+    ds = load("binarized_mnist")
+    assert (len(ds.x_train), len(ds.x_valid), len(ds.x_test), ds.n_classes) == (10, 10, 10, 0)
+    pixels = scipy.io.loadmat(folder / BMNIST_FILES[1])["X"]
+    assert torch.equal(ds.x_valid.flatten(1), torch.from_numpy(pixels.astype(np.float32)))
+
+
+def test_amat_source_converts_to_verified_mat(
+    fake_data: Callable[..., Path], tmp_path: Path
+) -> None:
     """The public .amat text becomes a .mat whose bytes differ but whose content checks out."""
+    folder = fake_data("binarized_mnist")
     spec = DATASETS["binarized_mnist"].files[2]
-    pixels = loaders.read_mat(shared / "binarized_mnist" / spec.name)
+    pixels = loaders.read_mat(folder / spec.name)
     text = np.full((len(pixels), 2 * 784), ord(" "), dtype=np.uint8)
     text[:, 0::2], text[:, -1] = pixels + ord("0"), ord("\n")
     source = tmp_path / "source"
@@ -394,43 +483,19 @@ def test_mnist1d_without_writable_root_is_not_cached(
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def http_mirror(tmp_path: Path):
-    """Serve ``tmp_path/mirror`` over HTTP on 127.0.0.1 from a thread; yields (folder, url)."""
-    folder = tmp_path / "mirror"
-    folder.mkdir()
-
-    class QuietHandler(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder))
-    )
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
 def test_fetch_from_file_mirror_then_load(
-    shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake_data: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    source = fake_data("binarized_mnist")
     lines: list[str] = []
     dest = tmp_path / "dest"
-    folder = fetch(
-        "binarized_mnist", mirror=(shared / "binarized_mnist").as_uri(), dest=dest, log=lines.append
-    )
+    folder = fetch("binarized_mnist", mirror=source.as_uri(), dest=dest, log=lines.append)
     assert folder == dest / "binarized_mnist"
     assert sorted(p.name for p in folder.iterdir()) == sorted(BMNIST_FILES)  # no .part left
     assert all("fetched from file://" in line for line in lines) and len(lines) == 3
     monkeypatch.setenv("CREDITLAB_DATA", str(dest))
     ds = load("binarized_mnist")
-    assert ds.source == str(folder) and len(ds.x_train) == 50000
+    assert ds.source == str(folder) and len(ds.x_train) == 10
 
     lines.clear()  # a second fetch finds everything in place (fetch defaults to CREDITLAB_DATA)
     fetch("binarized_mnist", mirror=str(tmp_path / "nowhere"), log=lines.append)
@@ -438,11 +503,12 @@ def test_fetch_from_file_mirror_then_load(
 
 
 def test_fetch_from_http_mirror_then_load(
-    shared: Path, tmp_path: Path, http_mirror, monkeypatch: pytest.MonkeyPatch
+    fake_data: Callable[..., Path], tmp_path: Path, http_mirror, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mirror, url = http_mirror
+    mnist = fake_data("mnist")
     for name in MNIST_TEST_FILES:
-        shutil.copy(shared / "mnist" / name, mirror / name)
+        shutil.copy(mnist / name, mirror / name)
     dest = tmp_path / "dest"
     # `fetch mnist` wants all four official files: this mirror lacks the training ones
     with pytest.raises(UserError) as error:
@@ -450,26 +516,29 @@ def test_fetch_from_http_mirror_then_load(
     message = one_line(error)
     assert "train-images-idx3-ubyte.gz" in message and "404" in message
 
-    for name in BMNIST_FILES:
-        shutil.copy(shared / "binarized_mnist" / name, mirror / name)
-    fetch("binarized_mnist", mirror=url, dest=dest)
+    fashion = fake_data("fashion_mnist")
+    for path in fashion.iterdir():
+        shutil.copy(path, mirror / path.name)
+    fetch("fashion_mnist", mirror=url, dest=dest)
     monkeypatch.setenv("CREDITLAB_DATA", str(dest))
-    assert len(load("binarized_mnist").x_test) == 10000
-    assert all(ok for _, ok, _ in verify("binarized_mnist"))
+    assert len(load("fashion_mnist").x_test) == 10
+    assert all(ok for _, ok, _ in verify("fashion_mnist"))
 
 
-def test_fetch_rejects_a_corrupt_mirror_copy(shared: Path, tmp_path: Path, http_mirror) -> None:
+def test_fetch_rejects_a_corrupt_mirror_copy(
+    fake_data: Callable[..., Path], tmp_path: Path, http_mirror
+) -> None:
     mirror, url = http_mirror
-    for name in BMNIST_FILES:
-        shutil.copy(shared / "binarized_mnist" / name, mirror / name)
-        (mirror / name).chmod(0o644)
-    flip_byte(mirror / "binarized_mnist_valid.mat", offset=5000)
+    for path in fake_data("binarized_mnist").iterdir():
+        shutil.copy(path, mirror / path.name)
+    valid = mirror / "binarized_mnist_valid.mat"
+    flip_byte(valid, offset=valid.stat().st_size // 2)
     dest = tmp_path / "dest"
     with pytest.raises(UserError) as error:
         fetch("binarized_mnist", mirror=url, dest=dest)
     message = one_line(error)
     assert "binarized_mnist_valid.mat" in message and "md5" in message
-    assert "expected 3c8c0bae400a11eda4c6caf6642d7d34" in message
+    assert f"expected {DATASETS['binarized_mnist'].files[1].md5}" in message
     # the good file before it arrived; the bad one never appears, nor any temporary file
     assert sorted(p.name for p in (dest / "binarized_mnist").iterdir()) == [BMNIST_FILES[0]]
 
@@ -484,12 +553,43 @@ def test_fetch_network_failure_is_one_line(tmp_path: Path) -> None:
     assert "could not fetch train-images-idx3-ubyte.gz" in message and "--mirror" in message
 
 
-def test_fetch_refuses_a_read_only_destination(
-    shared: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+def locked(tmp_path: Path):
+    """A folder whose write bits are all off (root could still write into it)."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    yield folder
+    folder.chmod(0o755)
+
+
+def test_write_bits_and_read_only_mounts_count_as_read_only(
+    tmp_path: Path, locked: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CREDITLAB_DATA", str(shared))  # read-only: fetch must not write there
-    with pytest.raises(UserError, match="read-only.*--dest"):
-        fetch("mnist", mirror=str(shared / "mnist"))
+    assert store.is_writable(tmp_path / "new" / "deeper")  # nearest existing ancestor decides
+    assert not store.is_writable(locked) and not store.is_writable(locked / "mnist")
+
+    real = os.statvfs
+
+    class ReadOnlyMount:
+        def __init__(self, path: object) -> None:
+            self.f_flag = real(path).f_flag | os.ST_RDONLY
+
+    monkeypatch.setattr(os, "statvfs", ReadOnlyMount)  # a writable folder on a read-only mount
+    assert not store.is_writable(tmp_path)
+
+
+def test_fetch_refuses_a_read_only_destination(
+    fake_data: Callable[..., Path], locked: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = fake_data("mnist", mnist_train=True)
+    monkeypatch.setenv("CREDITLAB_DATA", str(locked))  # fetch must not write there
+    with pytest.raises(UserError, match="read-only.*--dest") as error:
+        fetch("mnist", mirror=str(source))
+    one_line(error)
+    assert list(locked.iterdir()) == []
+    with pytest.raises(UserError, match="read-only"):
+        fetch("fashion_mnist", mirror=str(source), dest=locked)
 
 
 def test_fetch_digits_and_mnist1d_need_no_download(
@@ -508,42 +608,48 @@ def test_fetch_digits_and_mnist1d_need_no_download(
 # ---------------------------------------------------------------------------------------------
 
 
-def test_verify_shared_data_all_ok(shared: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CREDITLAB_DATA", str(shared))
-    rows = verify("mnist") + verify("binarized_mnist") + verify("digits")
-    assert len(rows) == 4 + 3 + 1 and all(ok for _, ok, _ in rows), rows
+@pytest.mark.genuine_data("mnist", "binarized_mnist")
+def test_verify_genuine_data_all_ok(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREDITLAB_DATA", str(genuine("mnist")))
+    rows = verify("mnist") + verify("digits")
+    monkeypatch.setenv("CREDITLAB_DATA", str(genuine("binarized_mnist")))
+    rows += verify("binarized_mnist")
+    assert len(rows) == 4 + 1 + 3 and all(ok for _, ok, _ in rows), rows
     by_file = {item: message for item, _, message in rows}
     images = MNIST_TEST_FILES[0]
-    assert by_file[images] == f"md5 ok: {shared / 'mnist' / images}"
-    assert by_file["train-images-idx3-ubyte.gz"].startswith("optional, not present")
+    assert by_file[images] == f"md5 ok: {genuine('mnist') / 'mnist' / images}"
 
 
-def test_verify_flags_bad_and_missing(
-    shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    folder = copy_dataset(shared, "mnist", tmp_path / "data")
-    flip_byte(folder / MNIST_TEST_FILES[0])
-    monkeypatch.setenv("CREDITLAB_DATA", str(tmp_path / "data"))
+def test_verify_flags_bad_and_missing(fake_data: Callable[..., Path]) -> None:
+    folder = fake_data("mnist")
+    flip_byte(folder / MNIST_TEST_FILES[0], 20)
     rows = {item: (ok, message) for item, ok, message in verify("mnist")}
     assert rows[MNIST_TEST_FILES[0]][0] is False and "md5" in rows[MNIST_TEST_FILES[0]][1]
     assert rows[MNIST_TEST_FILES[1]][0] is True
+    assert rows["train-images-idx3-ubyte.gz"] == (True, f"optional, not present in {folder}")
     assert all(not ok and "missing" in m for _, ok, m in verify("binarized_mnist"))
 
 
 def test_data_commands_exit_codes(
-    shared: Path,
+    fake_data: Callable[..., Path],
     tmp_path: Path,
     mnist1d_run: dict,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("HOME", str(mnist1d_run["home"]))  # mnist1d cached: verify is fast
-    monkeypatch.setenv("CREDITLAB_DATA", str(shared))
+    mnist = fake_data("mnist")
+    fake_data("fashion_mnist")
+    bmnist = fake_data("binarized_mnist")
     assert run_command("data", "verify") == 0
     assert "all data intact" in capsys.readouterr().out
     assert run_command("data", "list") == 0
     out = capsys.readouterr().out
-    assert f"found: {shared / 'mnist'} (mnist10k)" in out and "bundled" in out
+    assert f"found: {mnist} (mnist10k)" in out and "bundled" in out and "fashion_mnist" in out
+
+    flip_byte(mnist / MNIST_TEST_FILES[1], 20)
+    assert run_command("data", "verify", "mnist") == 2
+    assert "BAD" in capsys.readouterr().out
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -554,25 +660,9 @@ def test_data_commands_exit_codes(
         capsys.readouterr().out
     )
 
-    corrupt = copy_dataset(shared, "mnist", tmp_path / "data")
-    flip_byte(corrupt / MNIST_TEST_FILES[1])
-    monkeypatch.setenv("CREDITLAB_DATA", str(tmp_path / "data"))
-    assert run_command("data", "verify", "mnist") == 2
-    assert "BAD" in capsys.readouterr().out
-
     dest = tmp_path / "dest"
-    assert (
-        run_command(
-            "data",
-            "fetch",
-            "binarized_mnist",
-            "--mirror",
-            str(shared / "binarized_mnist"),
-            "--dest",
-            str(dest),
-        )
-        == 0
-    )
+    command = ("data", "fetch", "binarized_mnist", "--mirror", str(bmnist), "--dest", str(dest))
+    assert run_command(*command) == 0
     assert "ready in" in capsys.readouterr().out
     assert run_command("data", "fetch", "digits") == 0
     with pytest.raises(UserError):

@@ -174,3 +174,30 @@ def test_line_plot_with_reference_line(tmp_path: Path) -> None:
         xlabel="depth", ylabel="P(dead)", title="dying", logy=True, hlines={"paper": 0.05},
     )  # fmt: skip
     assert out.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_paper_figure_of_another_protocol_is_not_compared(tmp_path: Path) -> None:
+    """A run on 8,000 MNIST images is 'not comparable' with a figure from the 60k protocol;
+    a figure from the same protocol gets its verdict; the data column names the protocol."""
+    paper = {"test_accuracy": {"value": 0.98, "source": "Table 1", "protocol": "mnist60k"}}
+
+    def run_on(protocol: str, name: str) -> Path:
+        folder = _make_run(
+            tmp_path / "runs" / name / "20260101T000000Z-s0", name, finished="2026-01-01T00:00",
+            metrics={"test_accuracy": 0.95}, paper=paper,
+        )  # fmt: skip
+        result = json.loads((folder / "result.json").read_text())
+        result["data"] = {"name": "mnist", "protocol": protocol, "n_train": 8000}
+        (folder / "result.json").write_text(json.dumps(result))
+        return folder
+
+    run_on("mnist10k", "a.small")
+    run_on("mnist60k", "b.full")
+    table = markdown_table(tmp_path / "runs")
+    small, full = [line for line in table.splitlines() if line.startswith("| ")][1:]
+    assert "mnist10k (8,000 train)" in small
+    assert "not comparable (mnist10k here, mnist60k in the paper)" in small
+    assert "falls short" not in small and "-0.0300" not in small
+    assert "falls short of paper" in full and "-0.0300" in full
+    page = build_report(tmp_path / "runs", tmp_path / "report.html").read_text()
+    assert "not comparable (mnist10k here, mnist60k in the paper)" in page

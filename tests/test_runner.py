@@ -124,7 +124,10 @@ def test_default_run_folder_is_named_by_time_and_seed(tmp_path):
     assert result["seed"] == 7
 
 
-@pytest.mark.parametrize(("name", "threshold"), [("bp.digits", 0.9), ("bp.mnist", 0.85)])
+@pytest.mark.parametrize(
+    ("name", "threshold"),
+    [("bp.digits", 0.9), pytest.param("bp.mnist", 0.85, marks=pytest.mark.genuine_data("mnist"))],
+)
 def test_backprop_smoke_runs_learn(name, threshold, tmp_path):
     metrics = runner.run(registry.get(name), scale="smoke", out=tmp_path / "r")["metrics"]
     assert metrics["test_accuracy"] >= threshold

@@ -142,7 +142,7 @@ class EngineClassifier:
 )
 def autodiff_mnist(cfg: ClassifierConfig, ctx: RunContext) -> dict[str, float]:
     """The bp.mnist MLP trained by creditlab's NumPy autodiff engine instead of torch.autograd."""
-    ds, (x_train, y_train, x_test, y_test) = load_split("mnist", cfg.n_train, ctx)
+    ds, (x_train, y_train, x_test, y_test) = load_split(cfg.dataset, cfg.n_train, ctx)
     # Built exactly as bp.mnist builds it, right after the same seeding: the same initial weights.
     reference = build_classifier(
         cfg.model, ds.input_shape, ds.n_classes, cfg.hidden, cfg.channels, cfg.activation

@@ -12,16 +12,18 @@ saying how to fix it (usually ``creditlab data fetch NAME``).
 
 Data sets (see `DATASETS`): ``digits`` (scikit-learn, bundled), ``mnist1d`` (generated),
 ``mnist`` (official IDX files; protocol "mnist10k" from the test files alone, "mnist60k" with
-the training files), ``binarized_mnist`` (50k/10k/10k MATLAB files, no labels).
+the training files), ``fashion_mnist`` (60k/10k IDX files), ``binarized_mnist`` (50k/10k/10k
+MATLAB files, no labels).
 """
 
-from creditlab.data.catalog import DATASETS, DataFile, DatasetSpec
+from creditlab.data.catalog import DATASETS, ClassifierData, DataFile, DatasetSpec
 from creditlab.data.dataset import Dataset
 from creditlab.data.loaders import fetch, load, verify
 from creditlab.data.store import data_roots
 
 __all__ = [
     "DATASETS",
+    "ClassifierData",
     "DataFile",
     "Dataset",
     "DatasetSpec",

@@ -6,6 +6,10 @@ Nothing here touches the disk or the network; `store` and `loaders` read this ta
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+ClassifierData = Literal["mnist", "fashion_mnist", "digits", "mnist1d"]
+"""The labelled data sets a classifier experiment's ``dataset`` field may name."""
 
 
 @dataclass(frozen=True)
@@ -17,7 +21,8 @@ class DataFile:
     md5: str
     """md5 of the file's bytes."""
     content_md5: str | None = None
-    """md5 of the decoded array, accepted when the bytes differ (e.g. a re-saved .mat file)."""
+    """md5 of the decoded content (the array of a .mat file, the bytes inside a .gz), accepted
+    when the file's own bytes differ (a re-saved .mat file, a recompressed .gz)."""
     required: bool = True
     """False for files that only unlock a larger protocol (MNIST's 60k training set)."""
     source_name: str | None = None
@@ -55,6 +60,11 @@ MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
 )
+
+# Fashion-MNIST (Xiao, Rasul & Vollgraf 2017): the upstream .gz files and their md5s as Zalando
+# publishes them, and the md5 of each decompressed IDX file. Copies recompressed by an OS package
+# (Debian's dataset-fashion-mnist) have other .gz bytes but the same decompressed content.
+FASHION_MNIST_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
 
 # Statically binarized MNIST (Larochelle & Murray 2011; Salakhutdinov & Murray 2008 sampling).
 # The canonical public copy is Hugo Larochelle's folder, which publishes the three splits as
@@ -97,6 +107,35 @@ DATASETS: dict[str, DatasetSpec] = {
             ),
             mirrors=MNIST_MIRRORS,
             protocols=("mnist10k", "mnist60k"),
+        ),
+        DatasetSpec(
+            name="fashion_mnist",
+            description="Fashion-MNIST 28x28 clothing images, 60k train / 10k test (IDX files)",
+            kind="files",
+            files=(
+                DataFile(
+                    "train-images-idx3-ubyte.gz",
+                    "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                    "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+                ),
+                DataFile(
+                    "train-labels-idx1-ubyte.gz",
+                    "25c81989df183df01b3e8a0aad5dffbe",
+                    "9018921c3c673c538a1fc5bad174d6f9",
+                ),
+                DataFile(
+                    "t10k-images-idx3-ubyte.gz",
+                    "bef4ecab320f06d8554ea6380940ec79",
+                    "8181f5470baa50b63fa0f6fddb340f0a",
+                ),
+                DataFile(
+                    "t10k-labels-idx1-ubyte.gz",
+                    "bb300cfdad3c16e7a12a480ee83cd310",
+                    "15d484375f8d13e6eb1aabb0c3f46965",
+                ),
+            ),
+            mirrors=FASHION_MNIST_MIRRORS,
+            protocols=("fashion_mnist",),
         ),
         DatasetSpec(
             name="binarized_mnist",

@@ -10,6 +10,7 @@ Fixed splits (documented, never random):
   the harder SD-1 (high-school) writers; taking every fifth image keeps that mix equal in both
   halves, which a contiguous cut would not.
 - mnist, "mnist60k" protocol (the train files present too): the standard 60,000 / 10,000.
+- fashion_mnist: the published 60,000 / 10,000 train / test files (protocol "fashion_mnist").
 - mnist1d: the package's own 4000 / 1000 split of its default generation (seed 42).
 - binarized_mnist: the published 50,000 / 10,000 / 10,000 train / valid / test files.
 """
@@ -121,6 +122,14 @@ def _mat_content(path: Path) -> str:
     return _array_md5(read_mat(path))
 
 
+def _gunzipped_content(path: Path) -> str:
+    digest = hashlib.md5()
+    with gzip.open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _digits_content(path: Path) -> str:
     return _array_md5(np.loadtxt(path, delimiter=",").astype(np.uint8))
 
@@ -131,6 +140,8 @@ def content_digest_for(spec: DataFile) -> ContentDigest | None:
         return _mat_content
     if spec.name == "digits.csv.gz":
         return _digits_content
+    if spec.name.endswith(".gz") and spec.content_md5:
+        return _gunzipped_content
     return None
 
 
@@ -207,37 +218,49 @@ def mnist_protocol(folder: Path) -> str:
     return "mnist60k" if _mnist_train_files(DATASETS["mnist"], folder) else "mnist10k"
 
 
-def _load_mnist() -> Dataset:
-    spec = DATASETS["mnist"]
+def _intact_folder(spec: DatasetSpec) -> Path:
+    """The folder holding ``spec``'s required files, each checked (one-line UserError if not)."""
     folder = find_folder(spec)
     if folder is None:
         raise missing_error(spec)
+    for f in spec.files:
+        if f.required:
+            require_intact(folder / f.name, f, spec.name, content_digest_for(f))
+    return folder
+
+
+def _read_idx_split(folder: Path, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images in [0, 1] and labels of ``<prefix>-images-idx3-ubyte.gz`` and its labels file."""
+    images = read_idx(folder / f"{prefix}-images-idx3-ubyte.gz")
+    labels = read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")
+    return _images(images, 28, 255.0), _labels(labels)
+
+
+def _load_mnist() -> Dataset:
+    spec = DATASETS["mnist"]
+    folder = _intact_folder(spec)
     train_files = _mnist_train_files(spec, folder)
-    for f in [f for f in spec.files if f.required] + train_files:
+    for f in train_files:
         require_intact(folder / f.name, f, spec.name)
-    x_all = read_idx(folder / "t10k-images-idx3-ubyte.gz")
-    y_all = read_idx(folder / "t10k-labels-idx1-ubyte.gz")
+    x_all, y_all = _read_idx_split(folder, "t10k")
     if train_files:
-        x_train = read_idx(folder / "train-images-idx3-ubyte.gz")
-        y_train = read_idx(folder / "train-labels-idx1-ubyte.gz")
         return Dataset(
-            "mnist",
-            "mnist60k",
-            str(folder),
-            _images(x_train, 28, 255.0),
-            _labels(y_train),
-            _images(x_all, 28, 255.0),
-            _labels(y_all),
+            "mnist", "mnist60k", str(folder), *_read_idx_split(folder, "train"), x_all, y_all
         )
-    test = heldout_mask(len(y_all))
+    test = torch.from_numpy(heldout_mask(len(y_all)))
     return Dataset(
-        "mnist",
-        "mnist10k",
+        "mnist", "mnist10k", str(folder), x_all[~test], y_all[~test], x_all[test], y_all[test]
+    )
+
+
+def _load_fashion_mnist() -> Dataset:
+    folder = _intact_folder(DATASETS["fashion_mnist"])
+    return Dataset(
+        "fashion_mnist",
+        "fashion_mnist",
         str(folder),
-        _images(x_all[~test], 28, 255.0),
-        _labels(y_all[~test]),
-        _images(x_all[test], 28, 255.0),
-        _labels(y_all[test]),
+        *_read_idx_split(folder, "train"),
+        *_read_idx_split(folder, "t10k"),
     )
 
 
@@ -248,12 +271,9 @@ def _load_mnist() -> Dataset:
 
 def _load_binarized_mnist() -> Dataset:
     spec = DATASETS["binarized_mnist"]
-    folder = find_folder(spec)
-    if folder is None:
-        raise missing_error(spec)
+    folder = _intact_folder(spec)
     splits = {}
     for f in spec.files:
-        require_intact(folder / f.name, f, spec.name, _mat_content)
         split = f.name.removeprefix("binarized_mnist_").removesuffix(".mat")
         splits[split] = _images(read_mat(folder / f.name), 28, 1.0)
     return Dataset(
@@ -396,6 +416,7 @@ _LOADERS: dict[str, Callable[[], Dataset]] = {
     "digits": _load_digits,
     "mnist1d": _load_mnist1d,
     "mnist": _load_mnist,
+    "fashion_mnist": _load_fashion_mnist,
     "binarized_mnist": _load_binarized_mnist,
 }
 

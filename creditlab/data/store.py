@@ -50,15 +50,18 @@ def searched(name: str, roots: Sequence[Path] | None = None) -> str:
 def is_writable(folder: Path) -> bool:
     """Whether ``folder`` (or its nearest existing ancestor) may be written.
 
-    Permission bits that deny writing count as read-only even for root, so a shared read-only
-    data folder is never written into by a process that could override them.
+    Read-only is any of: a read-only mount (``statvfs``'s ST_RDONLY), permission bits that deny
+    writing, or ``os.access`` saying no. The bits count even for root, who could override them:
+    a shared data folder set read-only is never written into by a process that ignores its mode.
     """
     probe = folder
     while not probe.exists():
         if probe.parent == probe:
             return False
         probe = probe.parent
-    return probe.is_dir() and os.access(probe, os.W_OK) and bool(probe.stat().st_mode & 0o222)
+    if not probe.is_dir() or not probe.stat().st_mode & 0o222:
+        return False
+    return os.access(probe, os.W_OK) and not os.statvfs(probe).f_flag & os.ST_RDONLY
 
 
 # ---------------------------------------------------------------------------------------------

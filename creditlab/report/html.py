@@ -27,6 +27,7 @@ from creditlab.report.plots import _is_number, plot_learning_curves, read_metric
 HIGHER_IS_BETTER = ("accuracy", "_acc", "per_second", "alignment", "cosine")
 LOWER_IS_BETTER = ("loss", "error", "mse", "nll", "seconds", "memory", "_mb")
 SHORT, MEETS = "falls short of paper", "matches or beats paper"
+NOT_COMPARABLE = "not comparable"
 EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
@@ -138,6 +139,15 @@ class Comparison:
     measured: object
     paper: object = None
     source: str = ""
+    protocol: str = ""
+    """the run's data protocol (result.json's data.protocol), e.g. "mnist10k"."""
+    paper_protocol: str = ""
+    """the protocol the paper's figure was measured on, where the experiment declares it."""
+
+    @property
+    def comparable(self) -> bool:
+        """False when the run and the paper used different data protocols (never compared)."""
+        return not (self.protocol and self.paper_protocol and self.protocol != self.paper_protocol)
 
     @property
     def difference(self) -> float | None:
@@ -147,7 +157,10 @@ class Comparison:
 
     @property
     def verdict(self) -> str:
-        """SHORT or MEETS where the metric has a known better direction, else ''."""
+        """SHORT or MEETS where the metric has a known better direction, NOT_COMPARABLE (with
+        both protocols named) where the data protocols differ, else ''."""
+        if self.paper is not None and not self.comparable:
+            return f"{NOT_COMPARABLE} ({self.protocol} here, {self.paper_protocol} in the paper)"
         better = _higher_is_better(self.metric)
         if self.difference is None or better is None or math.isnan(self.difference):
             return ""
@@ -155,8 +168,13 @@ class Comparison:
 
     def cells(self) -> list[str]:
         """Plain-text cells: metric, measured, paper, difference, verdict, source."""
-        diff = _fmt(self.metric, self.difference, signed=True)
-        if self.difference is not None and _is_number(self.paper) and self.paper != 0:
+        diff = _fmt(self.metric, self.difference, signed=True) if self.comparable else "—"
+        if (
+            self.comparable
+            and self.difference is not None
+            and _is_number(self.paper)
+            and self.paper
+        ):
             diff += f" ({self.difference / abs(self.paper):+.1%})"
         return [
             self.metric,
@@ -169,25 +187,53 @@ class Comparison:
 
 
 COMPARISON_HEADER = ["metric", "measured", "paper", "difference", "vs paper", "source"]
-SUMMARY_HEADER = ["experiment", "scale", "seed", *COMPARISON_HEADER, "wall time", "peak memory"]
+SUMMARY_HEADER = [
+    "experiment",
+    "scale",
+    "seed",
+    "data",
+    *COMPARISON_HEADER,
+    "wall time",
+    "peak memory",
+]
 
 
 def comparisons(result: dict) -> list[Comparison]:
     """Every measured metric, then any metric the paper reports that the run did not measure."""
     metrics = result.get("metrics") or {}
     paper = result.get("paper") or {}
+    protocol = str(data_protocol(result) or "")
     out = []
     for name in [*metrics, *(n for n in paper if n not in metrics)]:
         entry = paper.get(name)
-        if isinstance(entry, dict):
-            out.append(
-                Comparison(
-                    name, metrics.get(name), entry.get("value"), str(entry.get("source", ""))
-                )
+        if not isinstance(entry, dict):
+            entry = {"value": entry}
+        out.append(
+            Comparison(
+                name,
+                metrics.get(name),
+                entry.get("value"),
+                str(entry.get("source", "")),
+                protocol,
+                str(entry.get("protocol", "")),
             )
-        else:
-            out.append(Comparison(name, metrics.get(name), entry))
+        )
     return out
+
+
+def data_protocol(result: dict) -> str | None:
+    """The run's data protocol from result.json (e.g. "mnist10k", "fashion_mnist"), if any."""
+    data = result.get("data")
+    return data.get("protocol") if isinstance(data, dict) else None
+
+
+def data_cell(result: dict) -> str:
+    """The data column: protocol and training-set size, e.g. "mnist10k (8,000 train)"."""
+    data = result.get("data")
+    if not isinstance(data, dict) or not data.get("protocol"):
+        return "—"
+    n = data.get("n_train")
+    return f"{data['protocol']} ({n:,} train)" if isinstance(n, int) and n else data["protocol"]
 
 
 def headline(result: dict) -> list[Comparison]:
@@ -233,6 +279,7 @@ def markdown_table(runs_dir: Path) -> str:
             name,
             str(run.get("scale", "—")),
             str(run.get("seed", "—")),
+            data_cell(run.result),
             *metric_cells,
             run.wall_time,
             run.peak_memory,
@@ -282,7 +329,7 @@ def _td(text: object, css: str = "", rowspan: int = 1) -> str:
 
 def _comparison_tds(c: Comparison) -> list[str]:
     metric, measured, paper, diff, verdict, source = c.cells()
-    mark = {SHORT: "short", MEETS: "meets"}.get(verdict, "")
+    mark = {SHORT: "short", MEETS: "meets"}.get(verdict, "muted" if verdict else "")
     return [
         _td(metric),
         _td(measured, "num"),
@@ -320,6 +367,7 @@ def _summary(latest: dict[str, tuple[Run, int]]) -> str:
                     link,
                     _td(run.get("scale", "—"), rowspan=span),
                     _td(run.get("seed", "—"), "num", span),
+                    _td(data_cell(run.result), rowspan=span),
                     *row,
                     _td(run.wall_time, "num", span),
                     _td(run.peak_memory, "num", span),
