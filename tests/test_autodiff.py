@@ -187,6 +187,52 @@ def test_cross_entropy_matches_torch_and_is_stable():
     np.testing.assert_allclose(ours.grad, theirs.grad.numpy().T, **TOL)
 
 
+# rtol: a few ulps of float32, thousands of float64 ulps (exp is rounded differently on AVX2,
+# AVX-512 and ARM, so never bitwise); atol: below the smallest normal number only subnormals
+# remain (torch's float32 sigmoid already returns 0 below -88.7)
+SIGMOID_TOL = {
+    np.float32: {"rtol": 2e-6, "atol": float(np.finfo(np.float32).tiny)},
+    np.float64: {"rtol": 1e-12, "atol": float(np.finfo(np.float64).tiny)},
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda t: t.__name__)
+def test_sigmoid_is_accurate_from_minus_100_to_100_and_its_log_stays_finite(dtype):
+    # 0.5·(1 + tanh(x/2)) cancels: it gave σ(-40) = 0 in float64 (torch: 4e-18), σ(-20) = 0 in
+    # float32 (torch: 2e-9), so log σ(x) was -inf and the loss of a confident mistake infinite
+    tol, eps = SIGMOID_TOL[dtype], float(np.finfo(dtype).eps)
+    x = np.concatenate([np.linspace(-100, 100, 4001), [-40.0, -20.0, 0.0, 20.0, 40.0]])
+    x = x.astype(dtype)
+    ours = Tensor(x)
+    y = ours.sigmoid()
+    y.sum().backward()
+    theirs = torch.tensor(x, requires_grad=True)
+    ref = torch.sigmoid(theirs)
+    ref.sum().backward()
+    assert y.dtype == dtype and ours.grad.dtype == dtype
+    np.testing.assert_allclose(y.data, ref.detach().numpy(), **tol)
+    assert np.all(y.data > 0) and np.all(y.data <= 1)
+    # the gradient: torch's y(1 - y) is 0 once y rounds to 1 (its error is up to ~eps) ...
+    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=tol["rtol"], atol=4 * eps)
+    # ... while σ(x)σ(-x) keeps every digit on both sides
+    exact = (torch.sigmoid(torch.tensor(x)) * torch.sigmoid(torch.tensor(-x))).numpy()
+    np.testing.assert_allclose(ours.grad, exact, **tol)
+    # log σ(x): finite everywhere; as accurate as σ where σ(x) is a normal float (x > -87 in
+    # float32), then as coarse as float32's subnormals (σ(-100) ≈ 3.7e-44 has 5 bits)
+    log_y = y.log()
+    assert np.all(np.isfinite(log_y.data))
+    log_ref = F.logsigmoid(torch.tensor(x)).numpy()
+    normal = log_ref > np.log(np.finfo(dtype).tiny)
+    np.testing.assert_allclose(log_y.data[normal], log_ref[normal], rtol=tol["rtol"], atol=eps)
+    np.testing.assert_allclose(log_y.data[~normal], log_ref[~normal], rtol=0, atol=0.05)
+    # and its gradient, d log σ(x)/dx = σ(-x), where 1/σ(x) is representable
+    ours = Tensor(x[normal])
+    ours.sigmoid().log().sum().backward()
+    theirs = torch.tensor(x[normal], requires_grad=True)
+    F.logsigmoid(theirs).sum().backward()
+    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=tol["rtol"], atol=eps)
+
+
 @pytest.mark.parametrize(
     ("shape", "kernel", "stride", "padding"),
     [

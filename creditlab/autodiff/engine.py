@@ -313,11 +313,22 @@ class Tensor:
         return out
 
     def sigmoid(self) -> Tensor:
-        y = 0.5 * (1 + np.tanh(0.5 * self.data))  # = 1/(1+e⁻ˣ), without overflow
+        """σ(x) = 1/(1 + e⁻ˣ), computed from e = e^-|x| ∈ (0, 1], which cannot overflow.
+
+        σ(|x|) = 1/(1 + e) and σ(-|x|) = e/(1 + e) are each accurate to the last bit; the
+        small one is never computed as 1 minus the large one (that cancels to 0 for x below
+        about -37 in float64 and -17 in float32, and log σ(x) becomes -inf). As 1 - σ(x) =
+        σ(-x), the same two halves give both σ(x) and 1 - σ(x), for any x.
+        """
+        x = self.data
+        e = np.exp(-np.abs(x))
+        large, small = 1 / (1 + e), e / (1 + e)  # σ(|x|), σ(-|x|)
+        y = np.where(x >= 0, large, small)  # σ(x)
+        y_neg = np.where(x >= 0, small, large)  # σ(-x) = 1 - σ(x), without the subtraction
         out = self._result(y, (self,), "sigmoid")
 
-        def _backward(grad: np.ndarray) -> None:  # dσ(x)/dx = σ(x)(1 - σ(x))
-            self._accumulate(grad * (y * (1 - y)))
+        def _backward(grad: np.ndarray) -> None:  # dσ(x)/dx = σ(x)(1 - σ(x)) = σ(x)σ(-x)
+            self._accumulate(grad * (y * y_neg))
 
         out._backward = _backward
         return out

@@ -222,6 +222,8 @@ def fmt(a: np.ndarray, digits: int = 4) -> list[str]:
     if a.ndim == 1:
         return ["[" + ", ".join(num(v, digits) for v in a) + "]"]
     rows = ["[" + ", ".join(num(v, digits) for v in row) + "]" for row in a]
+    if len(rows) == 1:  # a matrix of one row, e.g. W1 of a 2-1-2 network
+        return ["[" + rows[0] + "]"]
     return ["[" + rows[0]] + [" " + r for r in rows[1:-1]] + [" " + rows[-1] + "]"]
 
 
@@ -268,22 +270,21 @@ def local_derivative(node: Tensor, k: int, net: Network) -> tuple[str, np.ndarra
         return f"∂{wrap(out)}/∂{wrap(inp)} = 1", None, f"{d_in} = {d_out} · 1"
     if node._op == "@":
         a, b = (label(p) for p in node._prev)
-        if k == 0:
+        if k == 0:  # the outer product: row i of ∂L/∂W is ∂L/∂out[i] times the input
             return (
                 f"∂{wrap(out)}[i]/∂{a}[i,j] = {b}[j]",
                 node._prev[1].data,
                 f"{d_in} = {d_out} · {b}ᵀ",
             )
-        return f"∂{wrap(out)}[i]/∂{b}[j] = {a}[i,j]", None, f"{d_in} = {a}ᵀ · {d_out}"
-    if node._op == "relu":
-        local = (x > 0).astype(float)
-        return f"∂{out}/∂{inp} = 1[{inp} > 0]", local, f"{d_in} = {d_out} ⊙ local"
-    if node._op == "tanh":
-        local = 1 - np.tanh(x) ** 2
-        return f"∂{out}/∂{inp} = 1 - {out}²", local, f"{d_in} = {d_out} ⊙ local"
-    if node._op == "sigmoid":
-        s = 1 / (1 + np.exp(-x))
-        return f"∂{out}/∂{inp} = {out}(1 - {out})", s * (1 - s), f"{d_in} = {d_out} ⊙ local"
+        return (
+            f"∂{wrap(out)}[i]/∂{b}[j] = {a}[i,j]",
+            node._prev[0].data,
+            f"{d_in} = {a}ᵀ · {d_out}",
+        )
+    if node._op in ACTIVATIONS:  # the same f'(z) that the chain rule below substitutes
+        formula = {"relu": f"1[{inp} > 0]", "tanh": f"1 - {out}²", "sigmoid": f"{out}(1 - {out})"}
+        local = activation_derivative(node._op, x)
+        return f"∂{out}/∂{inp} = {formula[node._op]}", local, f"{d_in} = {d_out} ⊙ local"
     if node._op == "cross_entropy":
         local = _softmax(x) - _onehot(net.target, x.shape[0])
         return f"∂{out}/∂{inp} = softmax({inp}) - onehot(y)", local, f"{d_in} = {d_out} · local"
@@ -300,13 +301,15 @@ def _onehot(y: int, n: int) -> np.ndarray:
 
 
 def activation_derivative(name: str, z: np.ndarray) -> np.ndarray:
-    """f'(z) for the hidden nonlinearity."""
+    """f'(z) for the hidden nonlinearity, from the math: one place for every f' printed."""
     if name == "relu":
-        return (z > 0).astype(float)
+        return (z > 0).astype(float)  # 1 where z > 0, else 0
     if name == "tanh":
         return 1 - np.tanh(z) ** 2
-    s = 1 / (1 + np.exp(-z))
-    return s * (1 - s)
+    if name == "sigmoid":
+        s = np.exp(-np.logaddexp(0, -z))  # σ(z) = 1/(1 + e⁻ᶻ), without overflow
+        return s * (1 - s)
+    raise ValueError(f"no derivative for the activation {name!r}; add one with the others")
 
 
 # --- the trace -------------------------------------------------------------------------------
