@@ -454,6 +454,7 @@ def test_cosine_lr_goes_from_base_to_zero():
 # --- the experiment ------------------------------------------------------------------------------
 
 
+@pytest.mark.genuine_data("mnist")
 def test_autodiff_mnist_matches_bp_mnist_at_smoke_scale(tmp_path):
     """Same network, same initial weights, same batches, same Adam: only the engine differs."""
     ours = runner.run(registry.get("autodiff.mnist"), scale="smoke", seed=0, out=tmp_path / "a")

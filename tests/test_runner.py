@@ -125,9 +125,22 @@ def test_default_run_folder_is_named_by_time_and_seed(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("name", "threshold"),
-    [("bp.digits", 0.9), pytest.param("bp.mnist", 0.85, marks=pytest.mark.genuine_data("mnist"))],
+    ("name", "dataset", "threshold"),
+    [
+        ("bp.digits", "digits", 0.9),
+        pytest.param("bp.mnist", "mnist", 0.85, marks=pytest.mark.genuine_data("mnist")),
+        # the same experiment on the full-size protocol (smoke: 2,000 of its 60,000 images)
+        pytest.param(
+            "bp.mnist", "fashion_mnist", 0.7, marks=pytest.mark.genuine_data("fashion_mnist")
+        ),
+    ],
 )
-def test_backprop_smoke_runs_learn(name, threshold, tmp_path):
-    metrics = runner.run(registry.get(name), scale="smoke", out=tmp_path / "r")["metrics"]
-    assert metrics["test_accuracy"] >= threshold
+def test_backprop_smoke_runs_learn(name, dataset, threshold, tmp_path):
+    result = runner.run(
+        registry.get(name), scale="smoke", overrides={"dataset": dataset}, out=tmp_path / "r"
+    )
+    assert result["metrics"]["test_accuracy"] >= threshold
+    assert result["data"]["name"] == dataset and result["config"]["dataset"] == dataset
+    assert (
+        result["data"]["n_test"] == {"digits": 359, "mnist": 2000, "fashion_mnist": 10000}[dataset]
+    )
