@@ -28,6 +28,12 @@ from creditlab.methods.coagent import (
 from creditlab.methods.coagent import coagents as coagents_module
 from creditlab.methods.coagent.actor_critic import BackpropActor, CoagentActor
 from creditlab.methods.coagent.exact import hidden_configurations, marginal_log_likelihoods
+from creditlab.methods.coagent.experiments import (
+    CARTPOLE_SCALE,
+    both_estimates,
+    episode_batch,
+    gradient_check_network,
+)
 from creditlab.methods.coagent.network import ExecutionContext, Transition
 from creditlab.methods.coagent.option_critic import (
     CoagentOptionCritic,
@@ -535,6 +541,203 @@ def test_option_critic_network_holds_the_option_until_termination():
     assert len(seen) > 1
 
 
+# --- the coagent option-critic's own updates, exactly: a tiny layered option MDP -----------------
+
+OC_OPTIONS, OC_HORIZON, OC_GAMMA, OC_TAU = 2, 3, 0.8, 0.7
+_oc_rng = np.random.default_rng(11)
+OC_P0 = np.array([0.3, 0.7])  # initial cell distribution
+OC_REWARD = _oc_rng.normal(size=(2, four_rooms.N_ACTIONS))  # R(s, a)
+OC_TRANSITION = _oc_rng.dirichlet(np.ones(2), size=(2, four_rooms.N_ACTIONS))  # P(s' | s, a)
+OC_BASELINE_ERROR = np.array([0.5, -0.8])  # v(S_0) - V_0(S_0): any baseline of Z_t is unbiased
+
+
+def _oc_row(t, s):
+    """Table row of the layered MDP's state (t, s): two cells per step, so the exact values are
+    stationary functions of the state and the learner's table critic can hold them."""
+    return t * 2 + s
+
+
+def _oc_model(nu, omega, theta):
+    """An independent model of the option network on the layered MDP, from the learner's tables.
+
+    Per step t: beta(s, o_prev), pi_Omega(o | s), pi(a | s, o) and
+    P(O_t = o | S_t = s, O_{t-1} = o_prev) (at t = 0 there is no O_{-1}: T_0 = 1); the values
+    V_t(s, o_prev) = E[sum_{k >= t} gamma^(k-t) R_k | S_t = s, O_{t-1} = o_prev] by backward
+    recursion; and J = sum_s P0(s) V_0(s)."""
+    k = OC_OPTIONS
+    reward, transition = torch.tensor(OC_REWARD), torch.tensor(OC_TRANSITION)
+    steps = []
+    for t in range(OC_HORIZON):
+        rows = [_oc_row(t, s) for s in range(2)]
+        beta = torch.sigmoid(torch.stack([nu[r * k : (r + 1) * k] for r in rows]))  # (s, o_prev)
+        pi_omega = torch.softmax(omega[rows] / OC_TAU, -1)  # (s, o)
+        pi = torch.softmax(torch.stack([theta[r * k : (r + 1) * k] for r in rows]) / OC_TAU, -1)
+        fresh, held = pi_omega[:, None, :], torch.eye(k, dtype=F64)[None]  # T_t = 1 / T_t = 0
+        option = pi_omega if t == 0 else beta[..., None] * fresh + (1 - beta[..., None]) * held
+        steps.append({"beta": beta, "pi_omega": pi_omega, "pi": pi})
+        steps[-1]["option"] = option  # (s, o) at t = 0, else (s, o_prev, o)
+    values, v_next = [None] * OC_HORIZON, torch.zeros(2, k, dtype=F64)  # V_H = 0
+    for t in reversed(range(OC_HORIZON)):
+        future = torch.einsum("sap,po->soa", transition, v_next)  # E[V_{t+1}(S', o) | s, a]
+        q = (steps[t]["pi"] * (reward[:, None, :] + OC_GAMMA * future)).sum(-1)  # Q_t(s, o)
+        option = steps[t]["option"]
+        values[t] = (option * q).sum(-1) if t == 0 else (option * q[:, None, :]).sum(-1)
+        v_next = values[t]
+    return steps, values, (torch.tensor(OC_P0) * values[0]).sum()
+
+
+def _oc_outcomes(step, t, s, o_prev):
+    """Every (T_t, O_t, A_t) from the network's state (s, o_prev), with its probability."""
+    ends = (
+        [(1, 1.0)] if t == 0 else [(1, step["beta"][s, o_prev]), (0, 1 - step["beta"][s, o_prev])]
+    )
+    for end, p_end in ends:
+        for o in range(OC_OPTIONS) if end else [o_prev]:
+            p_o = step["pi_omega"][s, o] if end else 1.0
+            for a in range(four_rooms.N_ACTIONS):
+                yield end, o, a, p_end * p_o * step["pi"][s, o, a]
+
+
+def _oc_script(agent, t, end, option, action):
+    """Make the coagents' next samples ``(end, option, action)``. Where the policy over options
+    does not execute, its (ignored) sample is another option than the one it must hold; at
+    t = 0, the termination coagent's (ignored) sample is 0."""
+    sampled = {"termination": end if t else 0, "policy_over_options": option if end else 1 - option}
+    sampled["intra_option_policy"] = action
+    for name, u in sampled.items():
+        getattr(agent, name).sample = lambda x, rng, u=u: np.full(len(x), u)
+
+
+def _oc_tables(agent):
+    return (agent.termination.nu, agent.policy_over_options.theta, agent.intra_option_policy.theta)
+
+
+def _oc_expected_update(agent, steps, values):
+    """sum_t gamma^t E[the learner's update at step t], by enumerating each step's outcomes
+    (T_t, O_t, A_t, S_{t+1}) under the exact distribution of the network's state
+    Z_t = (S_t, O_{t-1}), with the critic set to the exact values V_t (but for the baseline at
+    t = 0). The learner's own ``act`` and ``learn`` make each update (with the samples scripted
+    to that outcome); it is then undone, so every update is taken at the same parameters."""
+    k, tables = OC_OPTIONS, _oc_tables(agent)
+    for t, v in enumerate(values):  # the critic v(Z_t) = V_t(Z_t); column k: t = 0
+        for s, v_s in enumerate(v.numpy()):
+            z = _oc_row(t, s) * (k + 1)
+            v_0 = v_s + OC_BASELINE_ERROR[s]  # read only as the baseline at t = 0
+            agent.v[z : z + k + 1] = [math.nan] * k + [v_0] if t == 0 else [*v_s, math.nan]
+    expected = [np.zeros_like(table) for table in tables]
+    occupancy = {(s, None): OC_P0[s] for s in range(2)}  # P(Z_0)
+    for t in range(OC_HORIZON):
+        step = {name: value.numpy() for name, value in steps[t].items()}
+        following = {}
+        for (s, o_prev), p_z in occupancy.items():
+            for end, o, a, p_step in _oc_outcomes(step, t, s, o_prev):
+                _oc_script(agent, t, end, o, a)
+                agent.option = np.array([0 if o_prev is None else o_prev])  # O_{t-1}, held
+                assert agent.act(np.array([_oc_row(t, s)]), np.array([t]), None).tolist() == [a]
+                assert agent.option.tolist() == [o]  # executed or held as the model says
+                for s2 in range(2):
+                    p = p_z * p_step * OC_TRANSITION[s, a, s2]
+                    before = [table.copy() for table in tables]
+                    agent.learn(
+                        np.array([_oc_row(t, s)]),
+                        np.array([OC_REWARD[s, a]]),
+                        np.array([_oc_row(t + 1, s2)]),
+                        np.array([t == OC_HORIZON - 1]),  # the layered MDP ends after step H - 1
+                        np.array([True]),
+                    )
+                    for total, table, old in zip(expected, tables, before, strict=True):
+                        total += p * OC_GAMMA**t * (table - old)
+                        table[...] = old
+                    following[s2, o] = following.get((s2, o), 0.0) + p
+        occupancy = following  # P(Z_{t+1})
+    return expected
+
+
+def test_coagent_option_critic_expected_update_equals_the_exact_gradient():
+    """The derivation in option_critic.py, checked on the learner itself: with the exact critic
+    v(S_t, O_{t-1}) (and v(S_0) off by OC_BASELINE_ERROR, which only the baseline at t = 0
+    reads), its expected update (step t weighted by the gamma^t it drops, softmax steps divided
+    by the tau it folds into the step size) is the exact gradient of J on a tiny option MDP.
+    Updating a coagent at a step where it did not execute (no E^i_t: the termination coagent at
+    t = 0, the policy over options where it held O_{t-1}) or a baseline v(S_t, O_t) that reads
+    this step's option biases it by far more than the tolerance."""
+    agent = CoagentOptionCritic(1, OC_OPTIONS, 0.0, 1.0, 1.0, 1.0, OC_GAMMA, OC_TAU)
+    rng = np.random.default_rng(12)
+    for table in _oc_tables(agent):
+        table[...] = rng.normal(size=table.shape)
+    params = [torch.tensor(table, requires_grad=True) for table in _oc_tables(agent)]
+    exact = torch.autograd.grad(_oc_model(*params)[2], params)
+    with torch.no_grad():
+        steps, values, _ = _oc_model(*params)
+    expected = _oc_expected_update(agent, steps, values)
+    folded = (1.0, OC_TAU, OC_TAU)  # Bernoulli table: the exact step; softmax: tau times it
+    for name, e, g, tau in zip(("nu", "omega", "theta"), expected, exact, folded, strict=True):
+        np.testing.assert_allclose(e, tau * g.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+        assert np.abs(g.numpy()).sum() > 1e-2, name
+
+
+# --- the gradient check: its return weighting, and both of its estimates in expectation ---------
+
+
+def test_gradient_check_weights_each_step_by_gamma_t_times_the_return():
+    """Both estimates of coagent.gradient_check weight step t by gamma^t G_t (the CPGT), so the
+    angle between them cannot see a wrong weighting: check it against the closed form. CartPole
+    pays 1 per step, so an episode of length L has gamma^t G_t = (gamma^t - gamma^L) / (1 - gamma)
+    for t < L; a bare G_t = (1 - gamma^(L - t)) / (1 - gamma) is off by a factor gamma^-t."""
+    gamma, n = 0.9, 6
+    with torch.random.fork_rng():
+        torch.manual_seed(13)
+        net = gradient_check_network(4, 2, hidden=2, p=0.5, init_std=1.0)
+        batch = episode_batch(
+            net, "CartPole-v1", n, 13, torch.tensor(CARTPOLE_SCALE, dtype=F64), gamma
+        )
+    lengths = batch["valid"].sum(0)
+    t = torch.arange(len(batch["valid"]), dtype=F64)[:, None]
+    assert torch.equal(batch["valid"], t < lengths)  # each episode is a prefix of the steps
+    assert torch.equal(batch["returns"], lengths.to(F64))  # reward 1 per step
+    assert lengths.min() > 5
+    closed_form = (gamma**t - gamma ** lengths.to(F64)) / (1 - gamma) * batch["valid"]
+    torch.testing.assert_close(batch["weights"], closed_form, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("p", [1.0, 0.5])
+def test_both_gradient_check_estimates_average_to_the_exact_gradient(p, float64):
+    """coagent.gradient_check's two estimates (both_estimates: the coagent one, and its reference,
+    the likelihood ratio through the whole network with the hidden outputs summed out), averaged
+    over every trajectory of the tiny MDP, are the exact gradient of J: synchronous (p = 1) and
+    asynchronous, where the reference must follow the held outputs and execution indicators."""
+    torch.manual_seed(14)
+    net, horizon = gradient_check_network(2, 2, hidden=1, p=p, init_std=1.0), 3
+    params = dict(net.coagents.named_parameters())
+    objective, probs, runs = 0.0, [], []
+    for prob, steps, rewards in _trajectories(net, horizon):
+        discounted = [GAMMA**k * r for k, r in enumerate(rewards)]
+        objective = objective + prob * sum(discounted)
+        probs.append(prob.detach() * torch.tensor([sum(discounted[k:]) for k in range(horizon)]))
+        runs.append(steps)
+    exact = dict(zip(params, torch.autograd.grad(objective, list(params.values())), strict=True))
+
+    def batched(field, t):
+        return {n: torch.cat([getattr(r[t], field)[n] for r in runs]) for n in net.order}
+
+    steps = [
+        Transition(*(batched(f, t) for f in ("inputs", "outputs", "executed")))
+        for t in range(horizon)
+    ]
+    batch = {
+        "steps": steps,
+        "states": torch.stack([s.inputs["hidden"] for s in steps]),  # the hidden layer reads S_t
+        "actions": torch.stack([s.outputs["action"] for s in steps]),
+        "valid": torch.ones(horizon, len(runs), dtype=torch.bool),
+        "weights": torch.stack(probs, 1),  # P(trajectory) * gamma^t G_t
+    }
+    cpgt, reference = both_estimates(net, batch)
+    for name in exact:
+        torch.testing.assert_close(cpgt[name], exact[name], rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(reference[name], exact[name], rtol=1e-9, atol=1e-12)
+    assert sum(g.abs().sum() for g in exact.values()) > 1e-2
+
+
 # --- learning with a fixed seed, and exact resume -----------------------------------------------
 
 
@@ -568,6 +771,9 @@ def test_smoke_runs_learn(smoke_runs):
     check, _ = smoke_runs["coagent.gradient_check"]
     metrics = check["metrics"]
     assert metrics["final_angle_degrees"] < 0.5 * metrics["first_angle_degrees"], metrics
+    assert metrics["final_angle_degrees_async"] < 0.5 * metrics["first_angle_degrees_async"], (
+        metrics
+    )
 
 
 def test_coagents_learn_acrobot(tmp_path):

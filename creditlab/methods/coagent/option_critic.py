@@ -36,7 +36,10 @@ One critic for all three (the actor-critic form): the network's state before ste
 ``delta_t = R_t + gamma v(S_{t+1}, O_t) - v(S_t, O_{t-1})``. Its baseline ``v(Z_t)`` depends on
 no output at step ``t``, and when ``v`` is exact ``E[R_t + gamma v(Z_{t+1}) | ...]`` equals the
 conditional values above, so each coagent's expected update is its CPGT gradient. As in Bacon
-et al. (and nearly all actor-critic practice) the ``gamma^t`` factor is dropped.
+et al. (and nearly all actor-critic practice) the ``gamma^t`` factor is dropped. (With the
+``gamma^t`` put back, ``tests/test_coagent.py`` checks this on :class:`CoagentOptionCritic`
+itself: exact critic, every outcome enumerated on a tiny option MDP, expected update == the
+exact gradient.)
 
 Bacon et al.'s **classic option-critic** (:class:`ClassicOptionCritic`) follows their
 released tabular script: ``Q_Omega`` by intra-option Q-learning, ``Q_U`` by one-step TD,
