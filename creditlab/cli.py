@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
+        "--seeds",
+        metavar="N|A-B|A,B,..",
+        help="run several seeds (5 = seeds 0-4; 100-104; 3,7,9): a run folder each and an "
+        "aggregate (mean, std, min, max, 95%% bootstrap interval)",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -116,13 +122,16 @@ def _show(exp: registry.Experiment) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from creditlab import runner
+    from creditlab import runner, seeds
 
     if args.resume:
         if args.name:
             saved = _saved_experiment(args.resume)
             if saved and saved != args.name:
                 raise UserError(f"{args.resume} holds a run of {saved}, not {args.name}")
+        if seeds.is_seeds_folder(args.resume):
+            _print_aggregate(seeds.resume_seeds(args.resume, device=args.device), args.resume)
+            return 0
         result = runner.resume(args.resume, device=args.device)
         out = args.resume
     else:
@@ -130,6 +139,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UserError("creditlab run needs an experiment name (or --resume DIR)")
         exp = registry.get(args.name)
         overrides = registry.parse_set_args(args.overrides)
+        if args.seeds:
+            chosen = seeds.parse_seeds(args.seeds)
+            out = args.out or seeds.default_seeds_dir(args.runs, exp.name, chosen)
+            summary = seeds.run_seeds(
+                exp,
+                chosen,
+                scale=args.scale,
+                overrides=overrides,
+                out=out,
+                device=args.device or "cpu",
+            )
+            _print_aggregate(summary, out)
+            return 0
         out = args.out or runner.default_run_dir(args.runs, exp.name, args.seed)
         result = runner.run(
             exp,
@@ -146,10 +168,33 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _saved_experiment(run_dir: Path) -> str | None:
     import json
 
-    try:
-        return json.loads((run_dir / "config.json").read_text())["experiment"]
-    except (OSError, ValueError, KeyError):
-        return None
+    for name in ("config.json", "seeds.json"):
+        try:
+            return json.loads((run_dir / name).read_text())["experiment"]
+        except (OSError, ValueError, KeyError):
+            continue
+    return None
+
+
+def _print_aggregate(summary: dict, out: Path) -> None:
+    from creditlab.report import comparisons, data_cell
+
+    seeds = summary["seeds"]
+    print(f"{summary['experiment']} ({summary['scale']}, {len(seeds)} seeds {seeds}) -> {out}")
+    print(f"  data: {data_cell(summary)}")
+    print(f"  {'metric':28s} {'mean':>11s} {'std':>10s} {'min':>10s} {'max':>10s}  95% interval")
+    for c in comparisons(summary):
+        stats = summary["metrics"].get(c.metric)
+        if stats is None:
+            continue
+        low, high = stats["ci95"]
+        line = (
+            f"  {c.metric:28s} {stats['mean']:11.6g} {stats['std']:10.4g} {stats['min']:10.6g} "
+            f"{stats['max']:10.6g}  [{low:.6g}, {high:.6g}]"
+        )
+        if c.paper is not None:
+            line += f"   paper: {c.paper:g}" + ("" if c.comparable else f" ({c.verdict})")
+        print(line)
 
 
 def _print_result(result: dict, out: Path) -> None:

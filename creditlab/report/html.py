@@ -60,6 +60,28 @@ class Run:
         return str(self.get("experiment", self.folder.parent.name))
 
     @property
+    def is_aggregate(self) -> bool:
+        """A multi-seed folder (seeds.json + aggregate.json), not a single run."""
+        return "seeds" in self.config
+
+    @property
+    def seeds(self) -> str:
+        """The seed column: "0" for one run, "0-4 (5 seeds)" for an aggregate."""
+        if not self.is_aggregate:
+            return str(self.get("seed", "—"))
+        seeds = list(self.config["seeds"])
+        consecutive = seeds == list(range(seeds[0], seeds[0] + len(seeds)))
+        label = f"{seeds[0]}-{seeds[-1]}" if consecutive else ",".join(map(str, seeds))
+        return f"{label} ({len(seeds)} seeds)"
+
+    @property
+    def metrics_files(self) -> list[Path]:
+        """metrics.jsonl of the run, or of every seed of an aggregate."""
+        if self.is_aggregate:
+            return [self.folder / f"s{seed}" / "metrics.jsonl" for seed in self.config["seeds"]]
+        return [self.folder / "metrics.jsonl"]
+
+    @property
     def wall_time(self) -> str:
         return _with_unit(self.get("wall_seconds"), ".1f", "s")
 
@@ -78,23 +100,30 @@ class Run:
 
 
 def find_runs(runs_dir: Path) -> list[Run]:
-    """Every folder below ``runs_dir`` holding a ``result.json`` or ``config.json``."""
+    """Every run folder below ``runs_dir`` (holding a result.json or config.json), and every
+    multi-seed folder (holding a seeds.json; its result is the aggregate.json)."""
     runs_dir = Path(runs_dir)
     folders = {p.parent for name in ("result.json", "config.json") for p in runs_dir.rglob(name)}
-    return [
+    runs = [
         Run(f, _load_json(f / "config.json") or {}, _load_json(f / "result.json"))
         for f in sorted(folders)
     ]
+    runs += [
+        Run(p.parent, _load_json(p) or {}, _load_json(p.parent / "aggregate.json"))
+        for p in sorted(runs_dir.rglob("seeds.json"))
+    ]
+    return runs
 
 
 def latest_runs(runs: list[Run]) -> dict[str, tuple[Run, int]]:
-    """Experiment name -> (its latest finished run, how many finished runs it has)."""
+    """Experiment name -> (what the report shows for it, how many finished runs it has): its
+    latest finished multi-seed aggregate if it has one, else its latest finished run."""
     by_name: dict[str, list[Run]] = {}
     for run in runs:
         if run.result is not None:
             by_name.setdefault(run.experiment, []).append(run)
     return {
-        name: (max(group, key=lambda r: r.finished), len(group))
+        name: (max(group, key=lambda r: (r.is_aggregate, r.finished)), len(group))
         for name, group in sorted(by_name.items())
     }
 
@@ -143,6 +172,10 @@ class Comparison:
     """the run's data protocol (result.json's data.protocol), e.g. "mnist10k"."""
     paper_protocol: str = ""
     """the protocol the paper's figure was measured on, where the experiment declares it."""
+    std: float | None = None
+    """the standard deviation over seeds, for an aggregate (``measured`` is then the mean)."""
+    n: int = 1
+    """how many seeds ``measured`` summarises."""
 
     @property
     def comparable(self) -> bool:
@@ -176,9 +209,12 @@ class Comparison:
             and self.paper
         ):
             diff += f" ({self.difference / abs(self.paper):+.1%})"
+        measured = _fmt(self.metric, self.measured)
+        if self.std is not None:
+            measured += f" ± {_fmt(self.metric, self.std)} (n={self.n})"
         return [
             self.metric,
-            _fmt(self.metric, self.measured),
+            measured,
             _fmt(self.metric, self.paper),
             diff,
             self.verdict,
@@ -208,14 +244,18 @@ def comparisons(result: dict) -> list[Comparison]:
         entry = paper.get(name)
         if not isinstance(entry, dict):
             entry = {"value": entry}
+        measured = metrics.get(name)
+        stats = measured if isinstance(measured, dict) else {}  # an aggregate's summary
         out.append(
             Comparison(
                 name,
-                metrics.get(name),
+                stats.get("mean", measured if not stats else None),
                 entry.get("value"),
                 str(entry.get("source", "")),
                 protocol,
                 str(entry.get("protocol", "")),
+                stats.get("std"),
+                int(stats.get("n", 1)),
             )
         )
     return out
@@ -278,7 +318,7 @@ def markdown_table(runs_dir: Path) -> str:
         row = [
             name,
             str(run.get("scale", "—")),
-            str(run.get("seed", "—")),
+            run.seeds,
             data_cell(run.result),
             *metric_cells,
             run.wall_time,
@@ -366,7 +406,7 @@ def _summary(latest: dict[str, tuple[Run, int]]) -> str:
                 row = [
                     link,
                     _td(run.get("scale", "—"), rowspan=span),
-                    _td(run.get("seed", "—"), "num", span),
+                    _td(run.seeds, "num", span),
                     _td(data_cell(run.result), rowspan=span),
                     *row,
                     _td(run.wall_time, "num", span),
@@ -381,7 +421,7 @@ def _section(name: str, run: Run, n_finished: int, runs_dir: Path, scratch: Path
     versions = r.get("versions") or {}
     meta = [
         f"scale <b>{_e(r.get('scale', '—'))}</b>",
-        f"seed {_e(r.get('seed', '—'))}",
+        f"seed {_e(run.seeds)}",
         f"device {_e(run.config.get('device', '—'))}",
         f"finished {_e(r.get('finished_utc', '—'))}",
         f"wall time {_e(run.wall_time)}",
@@ -406,10 +446,12 @@ def _section(name: str, run: Run, n_finished: int, runs_dir: Path, scratch: Path
         parts.append(f"<details><summary>Config</summary>{_kv_table(r['config'])}</details>")
     parts.append("<h3>Metrics</h3>")
     parts.append(_table(COMPARISON_HEADER, [_comparison_tds(c) for c in comparisons(r)]))
+    if run.is_aggregate:
+        parts.append("<h3>Over seeds</h3>" + _seed_table(r["metrics"]))
     if r.get("notes"):
         items = "".join(f"<li>{_e(note)}</li>" for note in r["notes"])
         parts.append(f'<h3>Notes</h3><ul class="notes">{items}</ul>')
-    curves = plot_learning_curves(run.folder / "metrics.jsonl", scratch / _anchor(name), name)
+    curves = plot_learning_curves(run.metrics_files, scratch / _anchor(name), name)
     if curves:
         parts.append("<h3>Learning curves</h3>")
         parts += [_img(p, "learning curves") for p in curves]
@@ -422,6 +464,24 @@ def _section(name: str, run: Run, n_finished: int, runs_dir: Path, scratch: Path
             for p in figures
         ]
     return "".join(parts) + "</section>"
+
+
+def _seed_table(metrics: dict) -> str:
+    """Per metric of an aggregate: mean, std, min, max, 95% bootstrap interval, the values."""
+    header = ["metric", "mean", "std", "min", "max", "95% interval", "per seed"]
+    rows = []
+    for name, stats in metrics.items():
+        low, high = stats["ci95"]
+        cells = [_fmt(name, stats[k]) for k in ("mean", "std", "min", "max")]
+        rows.append(
+            [
+                _td(name),
+                *(_td(c, "num") for c in cells),
+                _td(f"[{_fmt(name, low)}, {_fmt(name, high)}]", "num"),
+                _td(", ".join(_fmt(name, v) for v in stats["values"])),
+            ]
+        )
+    return _table(header, rows)
 
 
 def _incomplete(runs: list[Run], runs_dir: Path) -> str:

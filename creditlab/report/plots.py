@@ -76,10 +76,39 @@ def _spans_decades(values: Sequence[float]) -> bool:
     return bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 10
 
 
-def _draw(ax: Axes, series: dict[str, tuple[Sequence, Sequence]]) -> None:
+def _draw(
+    ax: Axes,
+    series: dict[str, tuple[Sequence, Sequence]],
+    bands: dict[str, Sequence[float]] | None = None,
+) -> None:
+    """Lines, each with a shaded band of half-width ``bands[label]`` where given (the std
+    over seeds)."""
     for label, (xs, ys) in series.items():
         marker = "o" if len(xs) < MARKER_BELOW else None
-        ax.plot(xs, ys, label=label, marker=marker, markersize=3, linewidth=1.4)
+        (line,) = ax.plot(xs, ys, label=label, marker=marker, markersize=3, linewidth=1.4)
+        if bands and label in bands:
+            low = [y - s for y, s in zip(ys, bands[label], strict=True)]
+            high = [y + s for y, s in zip(ys, bands[label], strict=True)]
+            ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+
+
+def _mean_and_std(
+    runs: list[dict[str, tuple[list[float], list[float]]]],
+) -> tuple[dict[str, tuple[list[float], list[float]]], dict[str, list[float]]]:
+    """Per metric, the mean and std over runs at the steps every run logged it."""
+    means, stds = {}, {}
+    for name in [n for n in runs[0] if all(n in run for run in runs)]:
+        by_step = [dict(zip(*run[name], strict=True)) for run in runs]
+        steps = sorted(set.intersection(*(set(values) for values in by_step)))
+        if not steps:
+            continue
+        values = [[values[s] for values in by_step] for s in steps]
+        means[name] = (steps, [sum(v) / len(v) for v in values])
+        stds[name] = [
+            math.sqrt(sum((x - m) ** 2 for x in v) / max(1, len(v) - 1))
+            for v, m in zip(values, means[name][1], strict=True)
+        ]
+    return means, stds
 
 
 def _finish(ax: Axes, *, xlabel: str, ylabel: str, title: str, logy: bool) -> None:
@@ -101,16 +130,25 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def plot_learning_curves(metrics_jsonl: Path, out_dir: Path, title: str = "") -> list[Path]:
+def plot_learning_curves(
+    metrics_jsonl: Path | Sequence[Path], out_dir: Path, title: str = ""
+) -> list[Path]:
     """Draw every numeric metric in ``metrics_jsonl`` against ``step`` as one multi-panel PNG.
 
     Accuracies share a panel with the y-axis fixed to [0, 1]; losses and errors share a panel,
     on a log axis when they are positive and span more than a decade; every other metric gets a
-    small panel of its own. Returns the written paths: ``[out_dir / "learning_curves.png"]``,
-    or ``[]`` when the file holds no numeric metric.
+    small panel of its own. Given several files (one per seed), each line is the mean over them
+    with a band of one standard deviation, at the steps all of them logged. Returns the written
+    paths: ``[out_dir / "learning_curves.png"]``, or ``[]`` when there is no numeric metric.
     """
+    paths = [metrics_jsonl] if isinstance(metrics_jsonl, str | Path) else list(metrics_jsonl)
+    runs = [_series(read_metrics(path)) for path in paths]
+    if len(runs) == 1:
+        merged, bands = runs[0], {}
+    else:
+        merged, bands = _mean_and_std(runs) if runs else ({}, {})
     grouped: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
-    for name, xy in _series(read_metrics(metrics_jsonl)).items():
+    for name, xy in merged.items():
         grouped.setdefault(_panel(name), {})[name] = xy
     if not grouped:
         return []
@@ -121,7 +159,7 @@ def plot_learning_curves(metrics_jsonl: Path, out_dir: Path, title: str = "") ->
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, panel in zip(axes, order, strict=False):
         series = grouped[panel]
-        _draw(ax, series)
+        _draw(ax, series, bands)
         values = [v for _, ys in series.values() for v in ys]
         if panel == "accuracy" and all(0 <= v <= 1 for v in values if math.isfinite(v)):
             ax.set_ylim(-0.02, 1.02)
@@ -138,7 +176,7 @@ def plot_learning_curves(metrics_jsonl: Path, out_dir: Path, title: str = "") ->
     for ax in axes[len(order) :]:
         ax.set_visible(False)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title if len(runs) == 1 else f"{title}: mean and std over {len(runs)} seeds")
     return [_save(fig, Path(out_dir) / "learning_curves.png")]
 
 
