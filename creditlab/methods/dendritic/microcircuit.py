@@ -113,7 +113,7 @@ class Transfer:
 
     >>> phi = Transfer("softplus")
     >>> u = torch.tensor([0.0, 3.0, 6.0])
-    >>> torch.allclose(phi.inverse(phi(u)), u)
+    >>> torch.allclose(phi.inverse(phi(u)), u, atol=1e-5)  # float32: theta + log(...) rounds ~2e-7
     True
     """
 
@@ -345,18 +345,32 @@ class Microcircuit:
             "inter_soma": inter_soma,
         }
 
+    def _plasticity_rates(self, p: dict[str, list[torch.Tensor]]) -> list[torch.Tensor]:
+        r"""The pyramidal rates plasticity compares with the dendritic predictions:
+        :math:`\phi(u_k)`, or :math:`\phi(\breve u_k)` with latent equilibrium."""
+        return self.rate if not self.prospective else [self.phi(s) for s in p["soma"]]
+
+    def _basal_error(
+        self, l: int, rate: list[torch.Tensor], p: dict[str, list[torch.Tensor]]
+    ) -> torch.Tensor:
+        r"""Eq. 7's postsynaptic factor of layer ``l``, :math:`\phi(u_k) - \phi(\hat v_{B,k})`
+        with :math:`\hat v_{B,k} = \hat c_k v_{B,k}` (batch, n_k); ``rate`` from
+        :meth:`_plasticity_rates`. The one place this error is written: plasticity and
+        :meth:`dendritic_errors` both use it."""
+        return rate[l] - self.phi(self.attenuation[l] * p["basal"][l])
+
     def _plasticity(self, p: dict[str, list[torch.Tensor]]) -> dict[str, torch.Tensor]:
         """The unscaled right-hand sides P of Eqs. 7-10, summed over circuits, for every
         weight whose learning rate is not zero."""
         N, phi, out = self.n_layers, self.phi, {}
-        rate = self.rate if not self.prospective else [phi(s) for s in p["soma"]]
+        rate = self._plasticity_rates(p)
         if not self.prospective:
             inter_rate = self.interneuron_rate
         else:
             inter_rate = [phi(s) for s in p["inter_soma"]]
         for l in range(N):
             if self.eta_up[l]:
-                err = rate[l] - phi(self.attenuation[l] * p["basal"][l])  # Eq. 7
+                err = self._basal_error(l, rate, p)  # Eq. 7
                 out[f"W_PP_up.{l}"] = err.T @ p["pre"][l]
                 if self.bias:
                     out[f"b_PP_up.{l}"] = err.sum(0)
@@ -397,10 +411,8 @@ class Microcircuit:
         """Eq. 7's postsynaptic factor per layer at the current state,
         :math:`\\phi(u_k) - \\phi(\\hat v_{B,k})` (batch, n_k): the error each layer learns from."""
         p = self._potentials(u_target)
-        rate = self.rate if not self.prospective else [self.phi(s) for s in p["soma"]]
-        return [
-            r - self.phi(c * v) for r, c, v in zip(rate, self.attenuation, p["basal"], strict=True)
-        ]
+        rate = self._plasticity_rates(p)
+        return [self._basal_error(l, rate, p) for l in range(self.n_layers)]
 
     @torch.no_grad()
     def step(
