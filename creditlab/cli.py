@@ -138,29 +138,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.name:
             raise UserError("creditlab run needs an experiment name (or --resume DIR)")
         exp = registry.get(args.name)
-        overrides = registry.parse_set_args(args.overrides)
+        common = {
+            "scale": args.scale,
+            "overrides": registry.parse_set_args(args.overrides),
+            "device": args.device or "cpu",
+        }
         if args.seeds:
             chosen = seeds.parse_seeds(args.seeds)
             out = args.out or seeds.default_seeds_dir(args.runs, exp.name, chosen)
-            summary = seeds.run_seeds(
-                exp,
-                chosen,
-                scale=args.scale,
-                overrides=overrides,
-                out=out,
-                device=args.device or "cpu",
-            )
-            _print_aggregate(summary, out)
+            _print_aggregate(seeds.run_seeds(exp, chosen, out=out, **common), out)
             return 0
         out = args.out or runner.default_run_dir(args.runs, exp.name, args.seed)
-        result = runner.run(
-            exp,
-            scale=args.scale,
-            seed=args.seed,
-            overrides=overrides,
-            out=out,
-            device=args.device or "cpu",
-        )
+        result = runner.run(exp, seed=args.seed, out=out, **common)
     _print_result(result, out)
     return 0
 
