@@ -1,14 +1,18 @@
 """ReLU liveness monitor (creditlab.diagnostics.relu) and the Douglas & Yu experiments."""
 
+import copy
+import json
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
+from scipy import stats
 from torch import nn
 
 from creditlab import registry, runner
-from creditlab.diagnostics.relu import DeadReluWarning, ReluMonitor
+from creditlab.diagnostics.relu import DeadReluWarning, ReluMonitor, too_dead
 from creditlab.methods.relu import experiments as relu
 
 # --- the monitor ---------------------------------------------------------------------------
@@ -67,7 +71,7 @@ def dead_layer(n_dead: int, width: int = 10) -> nn.Sequential:
     return nn.Sequential(linear, nn.ReLU())
 
 
-def test_dead_fraction_and_the_warning_at_the_threshold():
+def test_dead_fraction_and_the_warning_message():
     net = dead_layer(n_dead=2)
     with ReluMonitor(net, threshold=0.1) as mon:
         net(torch.randn(50, 2))
@@ -77,15 +81,45 @@ def test_dead_fraction_and_the_warning_at_the_threshold():
         assert mon.check() == ["1"]
 
 
-def test_no_warning_below_the_threshold():
-    for n_dead, threshold in ((0, 0.1), (2, 0.3)):
-        net = dead_layer(n_dead)
-        with ReluMonitor(net, threshold=threshold) as mon:
-            net(torch.randn(50, 2))
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            assert mon.check() == []
-            mon.epoch_end(0)
+# (dead units of 20, threshold, flagged): exactly at the threshold warns ("at least"), one unit
+# fewer does not, one more does; the thresholds are exact multiples of 1/20 in binary-safe form.
+AT_BELOW_ABOVE = [
+    (2, 0.1, True),  # at: 2/20 = 0.1
+    (1, 0.1, False),  # just below
+    (3, 0.1, True),  # just above
+    (5, 0.25, True),  # at
+    (4, 0.25, False),  # just below
+    (6, 0.25, True),  # just above
+    (0, 0.0, True),  # threshold 0: every layer is at least 0% dead
+    (20, 1.0, True),  # all dead, at threshold 1
+    (19, 1.0, False),
+]
+
+
+@pytest.mark.parametrize(("n_dead", "threshold", "flagged"), AT_BELOW_ABOVE)
+def test_the_dead_warning_at_just_below_and_just_above_its_threshold(n_dead, threshold, flagged):
+    assert too_dead(n_dead / 20, threshold) is flagged
+    net = dead_layer(n_dead, width=20)
+    with ReluMonitor(net, threshold=threshold) as mon:
+        net(torch.randn(30, 2))
+    assert mon.summary()["1"].dead_units == n_dead
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert mon.check() == (["1"] if flagged else [])
+        mon.epoch_end(0)  # the training callback warns by the same rule
+    dead_warnings = [w for w in caught if issubclass(w.category, DeadReluWarning)]
+    assert len(dead_warnings) == (2 if flagged else 0)
+    if flagged:
+        assert f"{n_dead} of 20 units" in str(dead_warnings[0].message)
+
+
+def test_no_warning_when_told_not_to():
+    net = dead_layer(n_dead=5)
+    with ReluMonitor(net, threshold=0.1, warn=False) as mon:
+        net(torch.randn(10, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert mon.check() == ["1"]
 
 
 def test_hooks_are_removed_when_the_context_exits():
@@ -196,6 +230,167 @@ def test_depth_trend_is_the_spearman_correlation():
     assert relu.depth_trend([0.5, 0.5, 0.5]) == (0.0, 1.0)
 
 
+SPEC = {"widths": (4, 8), "convs_per_stage": 3, "input_size": 12}
+
+
+def assert_same_weights(plain, residual):
+    a, b = plain.state_dict(), residual.state_dict()
+    assert list(a) == list(b)  # the same parameters and buffers, under the same names
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_twin_nets_start_from_the_same_weights_and_differ_by_seed():
+    plain, residual = relu.twin_nets(SPEC, seed=5)
+    assert not any(b.residual for b in plain.modules() if isinstance(b, relu.Block))
+    assert all(b.residual for b in residual.modules() if isinstance(b, relu.Block))
+    assert_same_weights(plain, residual)
+    again, _ = relu.twin_nets(SPEC, seed=5)
+    assert_same_weights(plain, again)  # a seed fixes the weights
+    other, _ = relu.twin_nets(SPEC, seed=6)
+    assert not torch.equal(other.stages[0][0].weight, plain.stages[0][0].weight)
+    before = torch.get_rng_state()
+    relu.twin_nets(SPEC, seed=7)
+    assert torch.equal(torch.get_rng_state(), before)  # the global generator is untouched
+
+
+def test_the_nets_a_run_trains_start_from_the_same_weights(tmp_path, monkeypatch):
+    """Spy on what relu.layers hands to training: per seed, the plain and the residual net hold
+    identical weights when training starts, and the seeds' weights differ."""
+    captured = []
+
+    class Spy(relu.TwinLearner):
+        def __init__(self, ctx, plain, residual, *args, **kwargs):
+            captured.append((ctx.seed, copy.deepcopy(plain.model), copy.deepcopy(residual.model)))
+            super().__init__(ctx, plain, residual, *args, **kwargs)
+
+    monkeypatch.setattr(relu, "TwinLearner", Spy)
+    tiny = {"n_train": "100", "n_test": "50", "epochs": "1", "seeds": "2"}
+    runner.run(registry.get("relu.layers"), scale="smoke", seed=4, out=tmp_path, overrides=tiny)
+    assert [seed for seed, _, _ in captured] == [4, 5]
+    for _, plain, residual in captured:
+        assert_same_weights(plain, residual)
+    first, second = captured[0][1], captured[1][1]
+    assert not torch.equal(first.stages[0][0].weight, second.stages[0][0].weight)
+
+
+def test_plateau_criterion():
+    # the best of the last k epochs against the best before them, in units of the first loss
+    assert not relu.plateaued([1.0, 0.9], window=2, tolerance=0.01)  # not enough epochs yet
+    assert not relu.plateaued([1.0, 0.9, 0.8], window=2, tolerance=0.01)  # 1.0 - 0.8 >= 0.01
+    assert relu.plateaued([1.0, 0.5, 0.499, 0.4951], window=2, tolerance=0.01)  # 0.0049 < 0.01
+    assert not relu.plateaued([1.0, 0.5, 0.499, 0.489], window=2, tolerance=0.01)  # 0.011
+    # a memorised training set: the loss halves every epoch, yet by 0.0075 < 0.02 of the first
+    assert relu.plateaued([2.0, 0.01, 0.005, 0.0025], window=2, tolerance=0.01)
+    assert not relu.plateaued([2.0, 0.1, 0.05, 0.025], window=2, tolerance=0.01)  # 0.075
+    assert relu.plateaued([0.5, 0.4, 0.6, 0.7], window=2, tolerance=0.0)  # worse: a plateau
+    assert not relu.plateaued([0.5, 0.4, 0.6, 0.39], window=2, tolerance=0.0)
+    assert not relu.plateaued([0.0, 0.0, 0.0], window=1, tolerance=0.5)  # 0 < 0 is false
+
+
+def test_training_stops_at_the_plateau_and_says_so(tmp_path):
+    """tolerance 0.99: epoch 2 is a plateau unless its loss fell by 99% of epoch 1's, so both
+    nets plateau at epoch 2 of a cap of 5; a window as long as the cap never sees a plateau."""
+    exp = registry.get("relu.layers")
+    tiny = {"n_train": "100", "n_test": "50", "epochs": "5", "seeds": "1"}
+    plateau = {"plateau_epochs": "1", "plateau_tolerance": "0.99"}
+    stopped = runner.run(exp, scale="smoke", seed=2, out=tmp_path / "a", overrides=tiny | plateau)
+    seeds = json.loads((tmp_path / "a" / "seeds.json").read_text())
+    assert seeds[0]["epochs"] == 2 and seeds[0]["converged"]
+    assert len(seeds[0]["epoch_loss"]["plain"]) == len(seeds[0]["epoch_loss"]["residual"]) == 2
+    assert stopped["metrics"]["epochs_trained_mean"] == 2.0
+    assert stopped["metrics"]["seeds_converged"] == 1.0
+    assert not any("NOT converged" in note for note in stopped["notes"])
+
+    never = {"plateau_epochs": "5", "plateau_tolerance": "0.99"}
+    capped = runner.run(exp, scale="smoke", seed=2, out=tmp_path / "b", overrides=tiny | never)
+    seeds = json.loads((tmp_path / "b" / "seeds.json").read_text())
+    assert seeds[0]["epochs"] == 5 and not seeds[0]["converged"]
+    assert capped["metrics"]["seeds_converged"] == 0.0
+    assert any("1 of 1 seeds hit the cap of 5 epochs" in note for note in capped["notes"])
+
+
+# --- relu.layers: the verdicts follow the numbers ---------------------------------------------
+
+
+def layers(*rows):
+    return np.array(rows, dtype=float)
+
+
+def claim_1a(notes):
+    return next(n for n in notes if n.startswith("Claim 1a"))
+
+
+def claim_1b(notes):
+    return next(n for n in notes if n.startswith("Claim 1b"))
+
+
+NO_SKIPS = [False] * 4
+INIT = layers([0.5, 0.5, 0.5, 0.5])
+
+
+def test_verdicts_when_both_claims_hold():
+    plain = layers([0.45, 0.40, 0.35, 0.30], [0.47, 0.41, 0.33, 0.28], [0.46, 0.39, 0.36, 0.29])
+    notes = relu.claim_notes(plain, plain, NO_SKIPS, INIT)
+    assert (
+        "Claim 1a (Pr[y>0] < 0.5 in layers without skips, after training) holds here: 4 of 4"
+        in (claim_1a(notes))
+    )
+    assert "(4 in every seed)" in claim_1a(notes)
+    assert "from 0.290 to 0.460" in claim_1a(notes)  # the seed means of the last and first layer
+    # Spearman rho of the means (0.46, 0.40, 0.347, 0.29) against 0..3 is -1, p = 0
+    assert "decreases with depth) holds in the plain net" in claim_1b(notes)
+    assert "= -1.00" in claim_1b(notes) and "3 of 3 seeds have a negative rho" in claim_1b(notes)
+
+
+def test_verdicts_are_taken_over_the_seed_means_not_one_seed():
+    # Seed 1 has every layer below 0.5, seed 2 every layer above; only layer 1's mean is below.
+    plain = layers([0.40, 0.45, 0.45, 0.45], [0.55, 0.60, 0.60, 0.60])
+    v = relu.ClaimVerdicts.measure(plain)
+    assert (v.below, v.below_every_seed, v.layers) == (1, 0, 4)
+    notes = relu.claim_notes(plain, plain, NO_SKIPS, INIT)
+    assert ") does not hold here: 1 of 4 plain-net layers" in claim_1a(notes)
+    assert "(0 in every seed)" in claim_1a(notes)
+    # Seed 1 rises with depth, seed 2 falls steeply: the means (0.5, 0.455, 0.41, 0.365) fall.
+    plain = layers([0.40, 0.41, 0.42, 0.43], [0.60, 0.50, 0.40, 0.30])
+    notes = relu.claim_notes(plain, plain, NO_SKIPS, INIT)
+    assert ") holds in most layers, not all here: 3 of 4" in claim_1a(notes)
+    assert "(2 in every seed)" in claim_1a(notes)  # layer 2 of seed 2 is 0.50, not below
+    assert "decreases with depth) holds in the plain net" in claim_1b(notes)
+    assert "= -1.00" in claim_1b(notes) and "1 of 2 seeds have a negative rho" in claim_1b(notes)
+
+
+@pytest.mark.parametrize(
+    ("means", "below_half"),
+    [
+        ([0.40, 0.45, 0.49, 0.60], "holds in most layers, not all"),  # 3 of 4
+        ([0.40, 0.45, 0.50, 0.60], "does not hold"),  # 2 of 4: 0.5 itself is not below 0.5
+        ([0.55, 0.60, 0.70, 0.51], "does not hold"),  # 0 of 4
+        ([0.49, 0.45, 0.30, 0.10], "holds"),
+    ],
+)
+def test_claim_1a_verdict_words(means, below_half):
+    notes = relu.claim_notes(layers(means), layers(means), NO_SKIPS, INIT)
+    below = sum(m < 0.5 for m in means)
+    assert f") {below_half} here: {below} of 4 plain-net layers" in claim_1a(notes)
+
+
+@pytest.mark.parametrize(
+    ("means", "falls"),
+    [
+        ([0.30, 0.35, 0.40, 0.45, 0.50], "does not hold"),  # rho = +1
+        ([0.40, 0.42, 0.38, 0.41, 0.39], "is not supported"),  # rho = -0.1, p = 0.87
+        ([0.50, 0.45, 0.40, 0.35, 0.30], "holds"),  # rho = -1
+        ([0.40, 0.40, 0.40, 0.40, 0.40], "does not hold"),  # constant: rho = 0
+    ],
+)
+def test_claim_1b_verdict_words(means, falls):
+    rho, pvalue = stats.spearmanr(range(5), means) if np.ptp(means) else (0.0, 1.0)
+    notes = relu.claim_notes(layers(means), layers(means), [False] * 5, layers([0.5] * 5))
+    assert f"decreases with depth) {falls}" in claim_1b(notes)
+    assert f"= {rho:+.2f} (p = {pvalue:.3f}, 5 layers)" in claim_1b(notes)
+
+
 # --- relu.single_unit: the theory -------------------------------------------------------------
 
 
@@ -272,10 +467,14 @@ def test_linearised_time_is_the_off_plane_decay_of_the_mean():
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
+    """Run an experiment's smoke scale once per module; every test reads the same run."""
+    done = {}
+
     def run(name):
-        out = tmp_path_factory.mktemp(name.replace(".", "_"))
-        result = runner.run(registry.get(name), scale="smoke", seed=0, out=out / "run")
-        return result, out / "run"
+        if name not in done:
+            out = tmp_path_factory.mktemp(name.replace(".", "_")) / "run"
+            done[name] = runner.run(registry.get(name), scale="smoke", seed=0, out=out), out
+        return done[name]
 
     return run
 
@@ -283,6 +482,7 @@ def smoke(tmp_path_factory):
 def test_layers_smoke_learns_and_reports_every_layer(smoke):
     result, out = smoke("relu.layers")
     metrics = result["metrics"]
+    assert result["data"]["name"] == "fashion_mnist"  # the config's dataset, not a fixed one
     assert metrics["test_accuracy"] > 0.4 and metrics["test_accuracy_residual"] > 0.4  # chance 0.1
     assert metrics["parameters"] == metrics["parameters_residual"]
     for k in range(1, 7):  # smoke: 2 stages x 3 convs
@@ -291,34 +491,89 @@ def test_layers_smoke_learns_and_reports_every_layer(smoke):
             assert 0.0 <= metrics[f"dead_fraction_layer_{k}{suffix}"] <= 1.0
     assert "activation_probability_layer_7" not in metrics
     assert (out / "plots" / "activation_probability.png").is_file()
-    assert any(note.startswith("Claim 1a") for note in result["notes"])
-    assert any(note.startswith("Claim 1b") for note in result["notes"])
+
+
+def test_layers_smoke_aggregates_every_seed(smoke):
+    """The per-layer metrics are the mean and sample sd over the seeds in seeds.json."""
+    result, out = smoke("relu.layers")
+    metrics = result["metrics"]
+    seeds = json.loads((out / "seeds.json").read_text())
+    assert [s["seed"] for s in seeds] == [0, 1] and metrics["seeds"] == 2.0  # ctx.seed, +1
+    for net, suffix in (("plain", ""), ("residual", "_residual")):
+        values = np.array([s["trained"][net][0] for s in seeds])  # (seeds, layers)
+        assert values.shape == (2, 6) and not np.allclose(values[0], values[1])
+        for k in range(1, 7):
+            column = values[:, k - 1]
+            mean = metrics[f"activation_probability_layer_{k}{suffix}"]
+            sd = metrics[f"activation_probability_std_layer_{k}{suffix}"]
+            assert mean == pytest.approx((column[0] + column[1]) / 2, abs=1e-12)
+            assert sd == pytest.approx(abs(column[0] - column[1]) / math.sqrt(2), abs=1e-12)
+        accuracy = [s["final"][net]["test_accuracy"] for s in seeds]
+        assert metrics[f"test_accuracy{suffix}"] == pytest.approx(sum(accuracy) / 2)
+
+
+def test_layers_smoke_verdicts_agree_with_its_metrics(smoke):
+    """Recompute both verdicts from the recorded per-layer means, by the rules as stated."""
+    result, _ = smoke("relu.layers")
+    metrics, notes = result["metrics"], result["notes"]
+    means = [metrics[f"activation_probability_layer_{k}"] for k in range(1, 7)]
+    below = sum(m < 0.5 for m in means)
+    if below == 6:
+        words = "holds"
+    elif below > 3:
+        words = "holds in most layers, not all"
+    else:
+        words = "does not hold"
+    assert metrics["layers_below_half"] == below
+    assert f") {words} here: {below} of 6 plain-net layers" in claim_1a(notes)
+    assert f"from {min(means):.3f} to {max(means):.3f}" in claim_1a(notes)
+    rho, pvalue = stats.spearmanr(range(6), means)
+    if rho < 0 and pvalue < 0.05:
+        words = "holds"
+    elif rho < 0:
+        words = "is not supported"
+    else:
+        words = "does not hold"
+    assert f"decreases with depth) {words} in the plain net" in claim_1b(notes)
+    assert f"= {rho:+.2f} (p = {pvalue:.3f}, 6 layers)" in claim_1b(notes)
+    assert metrics["depth_spearman_rho"] == pytest.approx(rho)
+
+
+def crash_at(monkeypatch, boundaries):
+    """Make the run stop (as a kill would) right after its ``boundaries``-th step boundary."""
+    boundary, calls = runner.RunContext.boundary, []
+
+    def crashing(self, state_fn):
+        boundary(self, state_fn)
+        calls.append(1)
+        if len(calls) == boundaries:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner.RunContext, "boundary", crashing)
+    return lambda: monkeypatch.setattr(runner.RunContext, "boundary", boundary)
 
 
 def test_layers_resumed_mid_run_equals_an_unbroken_run(tmp_path, monkeypatch):
-    """The init measurements, both nets and the monitors' mid-epoch counts survive a resume."""
+    """The init measurements, both nets, the monitors' mid-epoch counts, the plateau state and
+    the finished seeds survive a resume: in seed 1's last epoch (just before the plateau stops
+    it) and in seed 2's first."""
     exp = registry.get("relu.layers")
-    tiny = {"n_train": "200", "n_test": "100", "batch_size": "20", "epochs": "3"}
+    tiny = {"n_train": "200", "n_test": "100", "batch_size": "20", "epochs": "4", "seeds": "2"}
+    tiny |= {"plateau_epochs": "1", "plateau_tolerance": "0.99"}  # each seed stops at epoch 2
     reference = runner.run(exp, scale="smoke", seed=3, out=tmp_path / "ref", overrides=tiny)
-
+    ref_lines = (tmp_path / "ref" / "metrics.jsonl").read_text()
     monkeypatch.setenv("CREDITLAB_CHECKPOINT_EVERY", "0")  # a checkpoint at every boundary
-    boundary, calls = runner.RunContext.boundary, []
-
-    def crash_after_13(self, state_fn):
-        boundary(self, state_fn)
-        calls.append(1)
-        if len(calls) == 13:  # in the second of three epochs of 10 batches
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(runner.RunContext, "boundary", crash_after_13)
-    with pytest.raises(KeyboardInterrupt):
-        runner.run(exp, scale="smoke", seed=3, out=tmp_path / "cut", overrides=tiny)
-    monkeypatch.setattr(runner.RunContext, "boundary", boundary)
-    resumed = runner.resume(tmp_path / "cut")
-    assert resumed["metrics"] == reference["metrics"]
-    lines = (tmp_path / "cut" / "metrics.jsonl").read_text()
-    assert lines == (tmp_path / "ref" / "metrics.jsonl").read_text()
-    assert "train_relu_residual_activation_probability_mean" in lines
+    for crash in (13, 25):  # 10 batches an epoch, 20 boundaries a seed
+        restore = crash_at(monkeypatch, crash)
+        with pytest.raises(KeyboardInterrupt):
+            runner.run(exp, scale="smoke", seed=3, out=tmp_path / f"cut{crash}", overrides=tiny)
+        restore()
+        resumed = runner.resume(tmp_path / f"cut{crash}")
+        assert resumed["metrics"] == reference["metrics"]
+        assert resumed["notes"] == reference["notes"]
+        assert (tmp_path / f"cut{crash}" / "metrics.jsonl").read_text() == ref_lines
+    assert reference["metrics"]["epochs_trained_mean"] == 2.0
+    assert "train_relu_residual_activation_probability_mean" in ref_lines
 
 
 def test_single_unit_smoke_matches_the_theory(smoke):

@@ -51,6 +51,13 @@ class DeadReluWarning(UserWarning):
     """A ReLU layer's fraction of dead units reached the monitor's threshold."""
 
 
+def too_dead(dead_fraction: float, threshold: float = DEFAULT_DEAD_THRESHOLD) -> bool:
+    """The warning rule: a layer is flagged when its dead fraction is *at least* ``threshold``
+    (keras-contrib's DeadReluDetector warns at 10% dead or more), so 1 dead unit of 10 is
+    flagged at threshold 0.1. Every warning and note about dead layers goes through here."""
+    return dead_fraction >= threshold
+
+
 @dataclass(frozen=True)
 class LayerLiveness:
     """What one ReLU layer did over one pass (see the module docstring)."""
@@ -267,7 +274,9 @@ class ReluMonitor:
         """The layers whose dead fraction is at least the threshold; warns about each one
         (:class:`DeadReluWarning`) unless the monitor was made with ``warn=False``."""
         summary = self.summary() if summary is None else summary
-        dead = [k for k, v in summary.items() if v.samples and v.dead_fraction >= self.threshold]
+        dead = [
+            k for k, v in summary.items() if v.samples and too_dead(v.dead_fraction, self.threshold)
+        ]
         if self.warn:
             for name in dead:
                 layer = summary[name]

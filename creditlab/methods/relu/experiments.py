@@ -1,9 +1,10 @@
 """Douglas & Yu, "Why ReLU Units Sometimes Die: Analysis of Single-Unit Error Backpropagation in
 Neural Networks" (Asilomar 2018, arXiv 1812.05981): the two experiments.
 
-``relu.layers``       Pr[y > 0] of every ReLU layer of a plain (VGG-style) and a residual CNN
-                      trained on MNIST, at initialisation and after training: claim 1 of the paper
-                      (below 0.5 without skips, falling with depth).
+``relu.layers``       Pr[y > 0] of every ReLU layer of a plain (VGG-style) and a residual CNN,
+                      at initialisation and after training to a plateau of the training loss,
+                      over several seeds (Fashion-MNIST by default; the paper: CIFAR-10): claim 1
+                      of the paper (below 0.5 without skips, falling with depth).
 ``relu.single_unit``  the single ReLU unit y = w^T x + b trained by w <- w + mu e 1[y > 0] x:
                       the expected update and the convergence time as a function of Pr[y > 0],
                       derived in closed form and checked against simulation (claim 2).
@@ -13,7 +14,9 @@ Pr[y > 0] is measured by :class:`creditlab.diagnostics.relu.ReluMonitor` (y is t
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +26,8 @@ from matplotlib.figure import Figure
 from scipy import stats
 from torch import nn
 
-from creditlab.diagnostics.relu import ReluMonitor
+from creditlab.data import ClassifierData
+from creditlab.diagnostics.relu import ReluMonitor, too_dead
 from creditlab.errors import UserError
 from creditlab.registry import experiment
 from creditlab.report.plots import DPI, line_plot
@@ -49,6 +53,26 @@ PAPER_TITLE = (
 
 @dataclass
 class LayersConfig(TrainingConfig):
+    """relu.layers. Each seed trains a plain and a residual net side by side until **both**
+    have converged by the plateau criterion (:func:`plateaued`): with L_e the epoch training
+    loss (the mean minibatch loss of epoch e), training stops after the first epoch at which,
+    for both nets, the best L over the last ``plateau_epochs`` (k) epochs improves on the best
+    before them by less than ``plateau_tolerance`` (x) times the first epoch's loss,
+    min(L[:-k]) - min(L[-k:]) < x L[0]. ``epochs`` caps the run; a seed that reaches the cap
+    first is reported as not converged.
+
+    Scales (3 seeds unless said): ``paper`` is Fashion-MNIST 60k/10k, the 15-conv net of widths
+    32-128 and up to 100 epochs: about 12 minutes per epoch for the two nets on one core of a
+    2-core x86_64 CPU (5 ms per image and net for a training step), so 10 to 20 hours for three
+    seeds, a run for a GPU. ``quick`` trains on the first 1000 training images and measures on
+    the first 1000 test images, with a 9-conv net of widths 8-32, up to 60 epochs: it reaches
+    the plateau (a memorised training set, loss ~0.005) after about 30 epochs per seed, about
+    5 minutes on a shared 2-core CPU. ``smoke`` is 300 images, 2 seeds and at most 3 epochs.
+    """
+
+    dataset: ClassifierData = "fashion_mnist"
+    """data set (the paper's CIFAR-10 is not available here; fashion_mnist, 60k/10k, is the
+    hardest of these)"""
     widths: tuple[int, ...] = (32, 64, 128)
     """output channels of each stage of 3x3 convs (each stage ends in a 2x2 max-pool)"""
     convs_per_stage: int = 5
@@ -56,7 +80,18 @@ class LayersConfig(TrainingConfig):
     which carry an identity skip in the residual net"""
     batch_norm: bool = False
     """batch normalisation between each conv and its ReLU (off: the ReLU sees the conv output)"""
-    epochs: int = 30  # the shared training settings, with 30 epochs
+    epochs: int = 100
+    """the cap: at most this many epochs per seed (training stops earlier at the plateau)"""
+    lr: float = 1e-3
+    """learning rate, held constant (training ends at the plateau, not at a schedule's end)"""
+    plateau_epochs: int = 5
+    """k of the plateau criterion: the window of epochs over which the loss must improve"""
+    plateau_tolerance: float = 0.01
+    """x of the plateau criterion: an improvement over k epochs below x times the first
+    epoch's loss counts as none"""
+    seeds: int = 3
+    """independent seeds run inside the experiment: ctx.seed, ctx.seed + 1, ... (init and
+    minibatch order); every verdict is given from all of them together"""
     n_test: int = 0
     """measure on only the first n_test test examples (0: all)"""
     dead_threshold: float = 0.1
@@ -128,6 +163,8 @@ class StageCNN(nn.Module):
         side = input_size
         for _ in widths:
             side //= 2
+        if side < 1:
+            raise UserError(f"{len(widths)} stages of 2x2 pooling leave nothing of {input_size} px")
         self.classifier = nn.Linear(c_in * side * side, n_classes)
         for module in self.modules():  # He et al. 2015 init, torchvision's VGG/ResNet recipe
             if isinstance(module, nn.Conv2d):
@@ -153,11 +190,45 @@ class StageCNN(nn.Module):
         return flags
 
 
+def twin_nets(spec: dict[str, Any], seed: int) -> tuple[StageCNN, StageCNN]:
+    """A plain :class:`StageCNN` drawn from ``seed`` and its residual twin holding exactly the
+    same weights, so the identity skips are the only difference. The global torch generator
+    is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        plain = StageCNN(residual=False, **spec)
+        residual = StageCNN(residual=True, **spec)
+    residual.load_state_dict(plain.state_dict())
+    return plain, residual
+
+
+def plateaued(losses: Sequence[float], window: int, tolerance: float) -> bool:
+    """The plateau criterion: the best of the last ``window`` epoch losses improves on the best
+    before them by less than ``tolerance`` times the first epoch's loss,
+
+        min(L[:-k]) - min(L[-k:]) < tol * L[0].
+
+    The improvement is measured against the first epoch's loss, not the current one, so a loss
+    that has fallen to about zero (a memorised training set) counts as flat even though it keeps
+    halving relative to itself. False until there are more than ``window`` epochs."""
+    if len(losses) <= window:
+        return False
+    return min(losses[:-window]) - min(losses[-window:]) < tolerance * losses[0]
+
+
+class StopTraining(Exception):
+    """Raised by :meth:`TwinLearner.train_step` after the epoch at which both nets plateaued:
+    it ends ``fit`` at that epoch's boundary, after ``fit`` has measured and checkpointed it
+    (a resumed run raises it again at the same place)."""
+
+
 class TwinLearner:
     """Backprop on the plain and the residual net side by side, on the same minibatches, with a
     :class:`ReluMonitor` on each as the training callback: after the last batch of every epoch
     it logs the epoch's Pr[y > 0] over the training batches (``train_relu_*``, weights as they
-    were when each batch ran) and the residual net's test metrics.
+    were when each batch ran), each net's epoch training loss (the mean minibatch loss, what
+    the plateau criterion reads) and the residual net's test metrics. Once both nets' epoch
+    losses have plateaued (:func:`plateaued`), the next step raises :class:`StopTraining`.
 
     ``fit`` sees one learner: its ``loss``/``accuracy`` are the plain net's; the state holds
     both nets, the monitors' counts and the history, so a resumed run equals an unbroken one.
@@ -172,9 +243,12 @@ class TwinLearner:
         x_test: torch.Tensor,
         y_test: torch.Tensor,
         threshold: float,
+        plateau_epochs: int,
+        plateau_tolerance: float,
     ):
         self.ctx, self.batches_per_epoch = ctx, batches_per_epoch
         self.x_test, self.y_test = x_test, y_test
+        self.plateau_epochs, self.plateau_tolerance = plateau_epochs, plateau_tolerance
         self.learners = {"plain": plain, "residual": residual}
         self.monitors = {
             net: ReluMonitor(
@@ -188,25 +262,48 @@ class TwinLearner:
         }
         self.steps = 0
         self.history: dict[str, list[list[float]]] = {"plain": [], "residual": []}
-        # Measurements taken before training (set by the caller); kept in the checkpoint
-        # because a resumed run rebuilds its nets from restored, not initial, random state.
+        self.epoch_loss: dict[str, list[float]] = {"plain": [], "residual": []}
+        self._loss_sum = {"plain": 0.0, "residual": 0.0}  # over the epoch's batches so far
+        self.converged_at: int | None = None  # the epoch at which both nets had plateaued
+        # Measurements taken before training (set by the caller), kept in the checkpoint so
+        # that a resumed run reports the ones of the uninterrupted run.
         self.init: dict[str, Any] = {}
 
+    @property
+    def epochs_done(self) -> int:
+        return self.steps // self.batches_per_epoch
+
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        if self.converged_at is not None:
+            raise StopTraining
         out = {net: learner.train_step(x, y)["loss"] for net, learner in self.learners.items()}
         self.steps += 1
         self.ctx.check_finite(self.steps, train_loss_residual=out["residual"])
+        for net, loss in out.items():
+            self._loss_sum[net] += loss
         if self.steps % self.batches_per_epoch == 0:  # the callback, once per epoch
-            epoch = self.steps // self.batches_per_epoch
-            for net, monitor in self.monitors.items():
-                summary = monitor.epoch_end(epoch, step=self.steps)
-                self.history[net].append([v.activation_probability for v in summary.values()])
-            with self.monitors["residual"].paused():
-                test = self.learners["residual"].evaluate(self.x_test, self.y_test)
-            self.ctx.log(
-                self.steps, test_accuracy_residual=test["accuracy"], test_loss_residual=test["loss"]
-            )
+            self._epoch_end()
         return {"loss": out["plain"], "loss_residual": out["residual"]}
+
+    def _epoch_end(self) -> None:
+        epoch = self.epochs_done
+        for net, monitor in self.monitors.items():
+            summary = monitor.epoch_end(epoch, step=self.steps)
+            self.history[net].append([v.activation_probability for v in summary.values()])
+            self.epoch_loss[net].append(self._loss_sum[net] / self.batches_per_epoch)
+            self._loss_sum[net] = 0.0
+        with self.monitors["residual"].paused():
+            test = self.learners["residual"].evaluate(self.x_test, self.y_test)
+        self.ctx.log(
+            self.steps,
+            epoch_train_loss=self.epoch_loss["plain"][-1],
+            epoch_train_loss_residual=self.epoch_loss["residual"][-1],
+            test_accuracy_residual=test["accuracy"],
+            test_loss_residual=test["loss"],
+        )
+        window, tolerance = self.plateau_epochs, self.plateau_tolerance
+        if all(plateaued(losses, window, tolerance) for losses in self.epoch_loss.values()):
+            self.converged_at = epoch
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         with self.monitors["plain"].paused(), self.monitors["residual"].paused():
@@ -218,6 +315,9 @@ class TwinLearner:
             "monitors": {net: mon.state_dict() for net, mon in self.monitors.items()},
             "steps": self.steps,
             "history": {net: [list(h) for h in hist] for net, hist in self.history.items()},
+            "epoch_loss": {net: list(losses) for net, losses in self.epoch_loss.items()},
+            "loss_sum": dict(self._loss_sum),
+            "converged_at": self.converged_at,
             "init": self.init,
         }
 
@@ -227,11 +327,46 @@ class TwinLearner:
             self.monitors[net].load_state_dict(state["monitors"][net])
         self.steps = state["steps"]
         self.history = {net: [list(h) for h in hist] for net, hist in state["history"].items()}
+        self.epoch_loss = {net: list(v) for net, v in state["epoch_loss"].items()}
+        self._loss_sum = dict(state["loss_sum"])
+        self.converged_at = state["converged_at"]
         self.init = state["init"]
 
     def close(self) -> None:
         for monitor in self.monitors.values():
             monitor.detach()
+
+
+class SeedContext:
+    """The run's :class:`RunContext` as one seed of a multi-seed experiment sees it (boilerplate):
+    ``seed`` is this seed; checkpoints carry the finished seeds' results and this seed's index,
+    and ``resume()`` returns this seed's own state only; logged rows are tagged with the seed
+    and their steps continue after the earlier seeds' (``offset``), so metrics.jsonl reads as
+    the seeds one after another. Everything else is the run's context."""
+
+    def __init__(self, ctx: RunContext, index: int, done: list[dict[str, Any]]):
+        self._ctx, self.index, self.done = ctx, index, done
+        self.seed = ctx.seed + index
+        self.offset = sum(result["steps"] for result in done)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+    def _wrap(self, state: Any) -> dict[str, Any]:
+        return {"seed_index": self.index, "done": list(self.done), "state": state}
+
+    def resume(self) -> Any:
+        state = self._ctx.resume()
+        return state["state"] if state is not None and state["seed_index"] == self.index else None
+
+    def checkpoint(self, state: Any) -> None:
+        self._ctx.checkpoint(self._wrap(state))
+
+    def boundary(self, state_fn: Any) -> None:
+        self._ctx.boundary(lambda: self._wrap(state_fn()))
+
+    def log(self, step: int, **metrics: float) -> None:
+        self._ctx.log(self.offset + step, seed=self.seed, **metrics)
 
 
 @torch.no_grad()
@@ -252,7 +387,84 @@ def layer_liveness(
     )
 
 
-def depth_trend(probabilities: list[float]) -> tuple[float, float]:
+def train_twins(
+    cfg: LayersConfig, ctx: SeedContext, spec: dict[str, Any], split: tuple
+) -> dict[str, Any]:
+    """One seed: build the twin nets from ``ctx.seed``, measure them at init, train them on
+    the same minibatches until both plateau (or ``cfg.epochs``), and measure them again."""
+    x_train, y_train, x_test, y_test = split
+    nets = dict(zip(("plain", "residual"), twin_nets(spec, ctx.seed), strict=True))
+    n_batches = max(1, len(x_train) // cfg.batch_size)
+    learners = {}
+    for net, model in nets.items():
+        model.to(ctx.device)
+        optimizer = make_optimizer(
+            model.parameters(), cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay
+        )
+        learners[net] = BackpropClassifier(model, optimizer)
+    twin = TwinLearner(
+        ctx,
+        learners["plain"],
+        learners["residual"],
+        n_batches,
+        x_test,
+        y_test,
+        cfg.dead_threshold,
+        cfg.plateau_epochs,
+        cfg.plateau_tolerance,
+    )
+    with twin.monitors["plain"].paused(), twin.monitors["residual"].paused():
+        twin.init = {
+            net: layer_liveness(m, x_test, cfg.dead_threshold, False) for net, m in nets.items()
+        }
+    try:
+        fit(
+            ctx,
+            twin,
+            x_train,
+            y_train,
+            x_test,
+            y_test,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+        )
+    except StopTraining:
+        pass
+    finally:
+        twin.close()
+    final = {}
+    with torch.no_grad():
+        for net, model in nets.items():
+            model.eval()
+            train = evaluate_logits(model, x_train, y_train)
+            test = evaluate_logits(model, x_test, y_test)
+            final[net] = {
+                "train_loss": train["loss"],
+                "train_accuracy": train["accuracy"],
+                "test_loss": test["loss"],
+                "test_accuracy": test["accuracy"],
+            }
+    return {
+        "seed": ctx.seed,
+        "steps": twin.steps,
+        "epochs": twin.epochs_done,
+        "converged": twin.converged_at is not None,
+        "epoch_loss": twin.epoch_loss,
+        "init": twin.init,
+        "trained": {
+            net: layer_liveness(m, x_test, cfg.dead_threshold, True) for net, m in nets.items()
+        },
+        "final": final,
+        "history": twin.history,
+        "parameters": {net: sum(p.numel() for p in m.parameters()) for net, m in nets.items()},
+        "skips": nets["residual"].skip_layers(),
+    }
+
+
+# --- the verdicts: pure functions of the measured numbers ------------------------------------
+
+
+def depth_trend(probabilities: Sequence[float]) -> tuple[float, float]:
     """Spearman's rank correlation of Pr[y > 0] with the layer index, and its p-value
     (0 and 1 when the values are constant)."""
     if len(probabilities) < 3 or np.ptp(probabilities) == 0:
@@ -261,47 +473,98 @@ def depth_trend(probabilities: list[float]) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
+def spread(values: np.ndarray) -> np.ndarray:
+    """Sample standard deviation over seeds (axis 0); 0 for a single seed."""
+    return values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1:])
+
+
+@dataclass(frozen=True)
+class ClaimVerdicts:
+    """Claim 1 of the paper, judged on per-layer Pr[y > 0] from every seed together.
+
+    1a (below 0.5 without skips): a plain-net layer counts as below when its mean over the seeds
+    is < 0.5; the claim *holds* when every layer is below, *holds in most layers, not all* when
+    more than half are, and *does not hold* otherwise. 1b (falls with depth): Spearman's rho of
+    the seed-mean Pr[y > 0] against the layer index; *holds* when rho < 0 with p < 0.05, *is not
+    supported* when rho < 0 but p >= 0.05, *does not hold* when rho >= 0."""
+
+    layers: int
+    below: int
+    """plain-net layers whose seed-mean Pr[y > 0] is below 0.5"""
+    below_every_seed: int
+    """plain-net layers below 0.5 in every seed"""
+    rho: float
+    pvalue: float
+    seeds_falling: int
+    """seeds whose own Spearman rho is negative"""
+
+    @classmethod
+    def measure(cls, plain: np.ndarray) -> ClaimVerdicts:
+        """From ``plain`` of shape (seeds, layers)."""
+        mean = plain.mean(axis=0)
+        rho, pvalue = depth_trend(mean)
+        return cls(
+            layers=plain.shape[1],
+            below=int((mean < 0.5).sum()),
+            below_every_seed=int((plain < 0.5).all(axis=0).sum()),
+            rho=rho,
+            pvalue=pvalue,
+            seeds_falling=sum(depth_trend(row)[0] < 0 for row in plain),
+        )
+
+    @property
+    def below_half(self) -> str:
+        if self.below == self.layers:
+            return "holds"
+        if self.below > self.layers / 2:
+            return "holds in most layers, not all"
+        return "does not hold"
+
+    @property
+    def falls_with_depth(self) -> str:
+        if self.rho < 0 and self.pvalue < 0.05:
+            return "holds"
+        if self.rho < 0:
+            return "is not supported (a negative but non-significant trend)"
+        return "does not hold"
+
+
 def claim_notes(
-    plain: list[float], residual: list[float], skips: list[bool], plain_init: list[float]
+    plain: np.ndarray, residual: np.ndarray, skips: list[bool], plain_init: np.ndarray
 ) -> list[str]:
-    """Sentences saying whether the paper's layer claims hold in the measured numbers."""
-    depth, below = len(plain), sum(p < 0.5 for p in plain)
-    if below == depth:
-        verdict = "holds"
-    elif below > depth / 2:
-        verdict = "holds in most layers, not all"
-    else:
-        verdict = "does not hold"
+    """Sentences saying whether the paper's layer claims hold in the measured numbers: each
+    argument is Pr[y > 0] of shape (seeds, layers) (``skips``: per residual-net layer, whether
+    its input carries the skip)."""
+    v = ClaimVerdicts.measure(plain)
+    seeds, mean, sd = len(plain), plain.mean(axis=0), spread(plain)
     notes = [
-        f"Claim 1a (Pr[y>0] < 0.5 in layers without skips, after training) {verdict} here: "
-        f"{below} of {depth} plain-net layers are below 0.5 (min {min(plain):.3f}, "
-        f"max {max(plain):.3f}, mean {np.mean(plain):.3f}; at init mean {np.mean(plain_init):.3f})."
+        f"Claim 1a (Pr[y>0] < 0.5 in layers without skips, after training) {v.below_half} "
+        f"here: {v.below} of {v.layers} plain-net layers have a mean Pr[y>0] over {seeds} seeds "
+        f"below 0.5 ({v.below_every_seed} in every seed); layer means from {mean.min():.3f} to "
+        f"{mean.max():.3f} (mean {mean.mean():.3f}, largest spread over seeds sd "
+        f"{sd.max():.3f}; at init mean {plain_init.mean():.3f})."
     ]
-    rho, pvalue = depth_trend(plain)
-    if rho < 0 and pvalue < 0.05:
-        verdict = "holds"
-    elif rho < 0:
-        verdict = "is not supported (a negative but non-significant trend)"
-    else:
-        verdict = "does not hold"
     notes.append(
-        f"Claim 1b (Pr[y>0] decreases with depth) {verdict} in the plain net: Spearman rho of "
-        f"Pr[y>0] against layer index = {rho:+.2f} (p = {pvalue:.3f}, {depth} layers); "
-        f"first layer {plain[0]:.3f}, last layer {plain[-1]:.3f}."
+        f"Claim 1b (Pr[y>0] decreases with depth) {v.falls_with_depth} in the plain net: "
+        f"Spearman rho of the seed-mean Pr[y>0] against layer index = {v.rho:+.2f} "
+        f"(p = {v.pvalue:.3f}, {v.layers} layers); {v.seeds_falling} of {seeds} seeds have a "
+        f"negative rho of their own; first layer {mean[0]:.3f}, last layer {mean[-1]:.3f}."
     )
-    rho_res, p_res = depth_trend(residual)
-    with_skip = [p for p, s in zip(residual, skips, strict=True) if s]
-    without = [p for p, s in zip(residual, skips, strict=True) if not s]
-    if not with_skip:
+    skip = np.asarray(skips, dtype=bool)
+    if not skip.any():
         notes.append("The residual net has no skips at this size (convs_per_stage = 1).")
         return notes
+    rho_res, p_res = depth_trend(residual.mean(axis=0))
     notes.append(
         f"Residual net: Spearman rho = {rho_res:+.2f} (p = {p_res:.3f}); mean Pr[y>0] "
-        f"{np.mean(with_skip):.3f} at the {len(with_skip)} ReLUs whose input carries the skip "
-        f"(y = x + F(x)) vs {np.mean(without):.3f} at its {len(without)} other ReLUs and "
-        f"{np.mean(plain):.3f} over the plain net."
+        f"{residual[:, skip].mean():.3f} at the {skip.sum()} ReLUs whose input carries the skip "
+        f"(y = x + F(x)) vs {residual[:, ~skip].mean():.3f} at its {(~skip).sum()} other ReLUs "
+        f"and {plain.mean():.3f} over the plain net."
     )
     return notes
+
+
+# --- the experiment ----------------------------------------------------------------------------
 
 
 @experiment(
@@ -313,29 +576,45 @@ def claim_notes(
         "smoke": {
             "widths": (4, 8),
             "convs_per_stage": 3,
-            "epochs": 2,
+            "epochs": 3,
             "batch_size": 25,
             "lr": 3e-3,
-            "n_train": 500,
-            "n_test": 500,
+            "n_train": 300,
+            "n_test": 300,
+            "plateau_epochs": 1,
+            "seeds": 2,
         },
-        "quick": {"widths": (8, 16, 32), "convs_per_stage": 3, "epochs": 3},
+        "quick": {
+            "widths": (8, 16, 32),
+            "convs_per_stage": 3,
+            "epochs": 60,
+            "batch_size": 50,
+            "n_train": 1000,
+            "n_test": 1000,
+        },
     },
 )
 def relu_layers(cfg: LayersConfig, ctx: RunContext) -> dict[str, float]:
-    """Pr[y>0] per ReLU layer of a plain and a residual CNN on MNIST, at init and trained.
+    """Pr[y>0] per ReLU layer of a plain and a residual CNN, at init and at a loss plateau.
 
-    Both nets are built from one spec (:class:`StageCNN`), start from the same weights and see
-    the same minibatches (:class:`TwinLearner` under the shared ``fit`` loop, Adam with a cosine
-    schedule), so the identity skips are the only difference. Pr[y > 0] and the dead fraction of
-    every ReLU layer are counted over the test set by :class:`ReluMonitor` before and after
-    training (a conv unit is a channel, pooled over positions); during training the monitors
-    log the epoch's mean and worst layer as ``train_relu_*``. The paper's claims are checked on
-    the measured numbers: below 0.5 (count of layers) and falling with depth (Spearman's rho of
-    Pr[y > 0] against the layer index), and the notes say plainly when they do not hold.
+    For each of ``cfg.seeds`` seeds, both nets are built from one spec (:class:`StageCNN`),
+    start from the same weights (:func:`twin_nets`) and see the same minibatches
+    (:class:`TwinLearner` under the shared ``fit`` loop, Adam at a constant learning rate),
+    so the identity skips are the only difference; they train until both epoch training
+    losses plateau (see :class:`LayersConfig`). Pr[y > 0] and the dead fraction of every ReLU
+    layer are counted over the test set by :class:`ReluMonitor` before and after training (a
+    conv unit is a channel, pooled over positions); during training the monitors log the
+    epoch's mean and worst layer as ``train_relu_*``. The paper's claims are judged on the
+    per-layer values of all seeds together (:class:`ClaimVerdicts`: below 0.5, and falling
+    with depth by Spearman's rho), and the notes say plainly when they do not hold. Metrics:
+    per layer k the mean over seeds (``activation_probability_layer_k``) and its spread
+    (``activation_probability_std_layer_k``); every seed's values are in ``seeds.json``.
     """
-    ds, (x_train, y_train, x_test, y_test) = load_split("mnist", cfg.n_train, ctx)
+    if cfg.seeds < 1 or cfg.plateau_epochs < 1 or not 0.0 <= cfg.plateau_tolerance < 1.0:
+        raise UserError("need seeds >= 1, plateau_epochs >= 1 and 0 <= plateau_tolerance < 1")
+    ds, (x_train, y_train, x_test, y_test) = load_split(cfg.dataset, cfg.n_train, ctx)
     x_test, y_test = x_test[: cfg.n_test or None], y_test[: cfg.n_test or None]
+    split = (x_train, y_train, x_test, y_test)
     spec = {
         "widths": tuple(cfg.widths),
         "convs_per_stage": cfg.convs_per_stage,
@@ -346,101 +625,130 @@ def relu_layers(cfg: LayersConfig, ctx: RunContext) -> dict[str, float]:
         "mean": x_train.mean().item(),
         "std": x_train.std().item(),
     }
-    plain = StageCNN(residual=False, **spec).to(ctx.device)
-    residual = StageCNN(residual=True, **spec).to(ctx.device)
-    residual.load_state_dict(plain.state_dict())  # the same weights at init: only skips differ
-    nets = {"plain": plain, "residual": residual}
-    params = {net: sum(p.numel() for p in model.parameters()) for net, model in nets.items()}
+    state = ctx.resume()
+    done: list[dict[str, Any]] = list(state["done"]) if state is not None else []
+    for index in range(len(done), cfg.seeds):
+        done.append(train_twins(cfg, SeedContext(ctx, index, done), spec, split))
 
-    n_batches = max(1, len(x_train) // cfg.batch_size)
-    learners = {}
-    for net, model in nets.items():
-        optimizer = make_optimizer(
-            model.parameters(), cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay
-        )
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.epochs * n_batches)
-        learners[net] = BackpropClassifier(model, optimizer, schedule)
-    twin = TwinLearner(
-        ctx, learners["plain"], learners["residual"], n_batches, x_test, y_test, cfg.dead_threshold
-    )
-    with twin.monitors["plain"].paused(), twin.monitors["residual"].paused():
-        twin.init = {
-            net: layer_liveness(m, x_test, cfg.dead_threshold, False) for net, m in nets.items()
-        }
-    metrics = fit(
-        ctx, twin, x_train, y_train, x_test, y_test, epochs=cfg.epochs, batch_size=cfg.batch_size
-    )
-    twin.close()
-    init = twin.init  # restored from the checkpoint on a resumed run
-    with torch.no_grad():
-        residual.eval()
-        test_residual = evaluate_logits(residual, x_test, y_test)
+    nets = ("plain", "residual")
+    trained = {net: np.array([r["trained"][net][0] for r in done]) for net in nets}
+    dead = {net: np.array([r["trained"][net][1] for r in done]) for net in nets}
+    init = {net: np.array([r["init"][net][0] for r in done]) for net in nets}
+    final = {
+        net: {k: np.array([r["final"][net][k] for r in done]) for k in done[0]["final"][net]}
+        for net in nets
+    }
+    epochs = np.array([r["epochs"] for r in done])
+    converged = sum(r["converged"] for r in done)
+    depth = trained["plain"].shape[1]
+    seeds = [r["seed"] for r in done]
 
-    trained = {net: layer_liveness(m, x_test, cfg.dead_threshold, True) for net, m in nets.items()}
-    depth = len(trained["plain"][0])
-    layers = list(range(1, depth + 1))
-    line_plot(
-        ctx.plots / "activation_probability.png",
-        {
-            "plain, init": (layers, init["plain"][0]),
-            "plain, trained": (layers, trained["plain"][0]),
-            "residual, init": (layers, init["residual"][0]),
-            "residual, trained": (layers, trained["residual"][0]),
-        },
-        xlabel="ReLU layer (input -> output)",
-        ylabel="Pr[y > 0] over the test set",
-        title=f"MNIST, {depth} conv layers: activation probability per layer",
-        hlines={"Pr = 0.5": 0.5},
-    )
+    _plot_layers(ctx.plots / "activation_probability.png", trained, init, cfg, ctx.data)
+    first = done[0]
     for net, suffix in (("plain", ""), ("residual", "_residual")):
-        if len(twin.history[net]) >= 3:  # a curve over epochs needs a few of them
-            epochs = list(range(1, len(twin.history[net]) + 1))
-            per_layer = list(zip(*twin.history[net], strict=True))
+        if len(first["history"][net]) >= 3:  # a curve over epochs needs a few of them
+            curve = list(range(1, len(first["history"][net]) + 1))
+            per_layer = list(zip(*first["history"][net], strict=True))
             shown = sorted({round(i) for i in np.linspace(1, depth, min(depth, 8))})
             line_plot(
                 ctx.plots / f"activation_probability_training{suffix}.png",
-                {f"layer {k}": (epochs, per_layer[k - 1]) for k in shown},
+                {f"layer {k}": (curve, per_layer[k - 1]) for k in shown},
                 xlabel="epoch",
                 ylabel="Pr[y > 0] over the epoch's training batches",
-                title=f"{net} net: activation probability during training",
+                title=f"{net} net, seed {first['seed']}: activation probability during training",
             )
+    (ctx.out / "seeds.json").write_text(json.dumps(done, indent=1) + "\n")
 
-    ctx.note(
-        f"Measured after {cfg.epochs} epochs on {len(x_train)} images (plain net: train accuracy "
-        f"{metrics['train_accuracy']:.3f}, test {metrics['test_accuracy']:.3f}; residual test "
-        f"{test_residual['accuracy']:.3f}); the paper measures at convergence on CIFAR-10."
+    def mean_sd(values: np.ndarray) -> str:
+        return f"{values.mean():.3f} +/- {spread(values[:, None])[0]:.3f}"
+
+    cap = (
+        ""
+        if converged == len(done)
+        else (
+            f" {len(done) - converged} of {len(done)} seeds hit the cap of {cfg.epochs} epochs "
+            "before the plateau: they are NOT converged, and the paper measures at convergence."
+        )
     )
-    skips = residual.skip_layers()
-    for note in claim_notes(trained["plain"][0], trained["residual"][0], skips, init["plain"][0]):
+    ctx.note(
+        f"Measured on {ctx.data.get('protocol', cfg.dataset)} ({len(x_train)} training / "
+        f"{len(x_test)} test images), {len(done)} seeds ({', '.join(map(str, seeds))}), each "
+        f"trained until both nets' epoch training losses improved by less than "
+        f"{cfg.plateau_tolerance:.1%} of their first epoch's over {cfg.plateau_epochs} "
+        f"epoch(s): {', '.join(map(str, epochs))} epochs.{cap} Test accuracy (mean +/- sd over "
+        f"seeds): plain {mean_sd(final['plain']['test_accuracy'])}, residual "
+        f"{mean_sd(final['residual']['test_accuracy'])}; the paper measures on CIFAR-10."
+    )
+    skips = first["skips"]
+    for note in claim_notes(trained["plain"], trained["residual"], skips, init["plain"]):
         ctx.note(note)
-    for net, (_, dead) in trained.items():
-        bad = [k for k, d in enumerate(dead, start=1) if d >= cfg.dead_threshold]
+    for net in nets:
+        bad = [
+            k for k, d in enumerate(dead[net].mean(axis=0), 1) if too_dead(d, cfg.dead_threshold)
+        ]
         if bad:
             ctx.note(
-                f"{net} net: layers {bad} have at least {cfg.dead_threshold:.0%} dead units "
-                "(never active on the test set) after training."
+                f"{net} net: layers {bad} have, on average over the seeds, at least "
+                f"{cfg.dead_threshold:.0%} dead units (never active on the test set) after "
+                "training."
             )
     ctx.note(
-        f"Parameters: plain {params['plain']}, residual {params['residual']} (identity skips "
-        "add none; both nets start from the same weights)."
+        f"Parameters: plain {first['parameters']['plain']}, residual "
+        f"{first['parameters']['residual']} (identity skips add none; both nets start from the "
+        "same weights)."
     )
 
-    out = dict(metrics)
-    out["test_accuracy_residual"] = test_residual["accuracy"]
-    out["test_loss_residual"] = test_residual["loss"]
-    out["parameters"] = params["plain"]
-    out["parameters_residual"] = params["residual"]
+    verdicts = ClaimVerdicts.measure(trained["plain"])
+    out: dict[str, float] = {}
     for net, suffix in (("plain", ""), ("residual", "_residual")):
-        probabilities, dead = trained[net]
-        for k in layers:
-            out[f"activation_probability_layer_{k}{suffix}"] = probabilities[k - 1]
-            out[f"dead_fraction_layer_{k}{suffix}"] = dead[k - 1]
-        out[f"activation_probability_init_mean{suffix}"] = float(np.mean(init[net][0]))
-        out[f"activation_probability_mean{suffix}"] = float(np.mean(probabilities))
-        rho, pvalue = depth_trend(probabilities)
+        for key, values in final[net].items():
+            out[f"{key}{suffix}"] = float(values.mean())
+        out[f"test_accuracy_std{suffix}"] = float(spread(final[net]["test_accuracy"][:, None])[0])
+        out[f"parameters{suffix}"] = first["parameters"][net]
+        mean, sd, dead_mean = trained[net].mean(0), spread(trained[net]), dead[net].mean(0)
+        for k in range(1, depth + 1):
+            out[f"activation_probability_layer_{k}{suffix}"] = float(mean[k - 1])
+            out[f"activation_probability_std_layer_{k}{suffix}"] = float(sd[k - 1])
+            out[f"dead_fraction_layer_{k}{suffix}"] = float(dead_mean[k - 1])
+        out[f"activation_probability_init_mean{suffix}"] = float(init[net].mean())
+        out[f"activation_probability_mean{suffix}"] = float(mean.mean())
+        rho, pvalue = depth_trend(mean)
         out[f"depth_spearman_rho{suffix}"] = rho
         out[f"depth_spearman_pvalue{suffix}"] = pvalue
+    out["layers_below_half"] = float(verdicts.below)
+    out["seeds"] = float(len(done))
+    out["seeds_converged"] = float(converged)
+    out["epochs_trained_mean"] = float(epochs.mean())
     return out
+
+
+def _plot_layers(
+    path: Any, trained: dict[str, np.ndarray], init: dict[str, np.ndarray], cfg: Any, data: dict
+) -> None:
+    """Pr[y > 0] per layer, plain and residual: the mean over seeds after training with a band
+    from the lowest to the highest seed, and the mean at init (dashed)."""
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.subplots()
+    for i, net in enumerate(("plain", "residual")):
+        values = trained[net]
+        layers = np.arange(1, values.shape[1] + 1)
+        color = f"C{i}"
+        ax.plot(layers, values.mean(0), "o-", color=color, label=f"{net}, trained (mean)")
+        ax.fill_between(
+            layers, values.min(0), values.max(0), color=color, alpha=0.2, label=f"{net}, seed range"
+        )
+        ax.plot(layers, init[net].mean(0), "--", color=color, alpha=0.7, label=f"{net}, init")
+    ax.axhline(0.5, linestyle=":", color="gray", label="Pr = 0.5")
+    ax.set_xlabel("ReLU layer (input -> output)")
+    ax.set_ylabel("Pr[y > 0] over the test set")
+    n_seeds = len(trained["plain"])
+    ax.set_title(
+        f"{data.get('protocol', cfg.dataset)}, {n_seeds} seeds: activation probability per layer",
+        fontsize=10,
+    )
+    ax.grid(True, alpha=0.35)
+    ax.legend(fontsize=8, frameon=False)
+    fig.savefig(path, dpi=DPI)
 
 
 # =====================================================================================
