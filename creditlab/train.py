@@ -35,6 +35,10 @@ class Learner(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
+    # Optional: a learner with a ``converged`` attribute that turns True ends :func:`fit`
+    # at the next epoch boundary (after that epoch is measured and checkpointed), e.g. when
+    # its training loss has plateaued; ``epochs`` is then only the cap.
+
 
 class BackpropClassifier:
     """Exact backprop (torch autograd) with cross-entropy: the reference every rule meets."""
@@ -126,7 +130,8 @@ def fit(
     batch_size: int,
     log_every: int = 50,
 ) -> dict[str, float]:
-    """Train for ``epochs`` and return the final ``train_/test_accuracy`` and ``_loss``.
+    """Train for ``epochs`` (or until ``learner.converged``) and return the final
+    ``train_/test_accuracy`` and ``_loss``.
 
     Logs ``batch_loss`` (mean over the last ``log_every`` steps) and, after every epoch,
     ``epoch``, ``train_accuracy``, ``train_loss``, ``test_accuracy`` and ``test_loss``.
@@ -152,7 +157,7 @@ def fit(
         ctx.checkpoint({"learner": learner.state_dict(), "epoch": 0, "batch": 0, "running": []})
     bar = ctx.progress(epochs * n_batches, initial=epoch * n_batches + batch)
     final: dict[str, float] = {}
-    while epoch < epochs:
+    while epoch < epochs and not getattr(learner, "converged", False):
         order = epoch_order(len(x_train), ctx.seed, epoch)
         for b in range(batch, n_batches):
             step = epoch * n_batches + b + 1

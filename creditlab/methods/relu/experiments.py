@@ -216,19 +216,14 @@ def plateaued(losses: Sequence[float], window: int, tolerance: float) -> bool:
     return min(losses[:-window]) - min(losses[-window:]) < tolerance * losses[0]
 
 
-class StopTraining(Exception):
-    """Raised by :meth:`TwinLearner.train_step` after the epoch at which both nets plateaued:
-    it ends ``fit`` at that epoch's boundary, after ``fit`` has measured and checkpointed it
-    (a resumed run raises it again at the same place)."""
-
-
 class TwinLearner:
     """Backprop on the plain and the residual net side by side, on the same minibatches, with a
     :class:`ReluMonitor` on each as the training callback: after the last batch of every epoch
     it logs the epoch's Pr[y > 0] over the training batches (``train_relu_*``, weights as they
     were when each batch ran), each net's epoch training loss (the mean minibatch loss, what
     the plateau criterion reads) and the residual net's test metrics. Once both nets' epoch
-    losses have plateaued (:func:`plateaued`), the next step raises :class:`StopTraining`.
+    losses have plateaued (:func:`plateaued`), ``converged`` turns True and ``fit`` stops at
+    that epoch's boundary (a resumed run stops at the same place).
 
     ``fit`` sees one learner: its ``loss``/``accuracy`` are the plain net's; the state holds
     both nets, the monitors' counts and the history, so a resumed run equals an unbroken one.
@@ -273,9 +268,12 @@ class TwinLearner:
     def epochs_done(self) -> int:
         return self.steps // self.batches_per_epoch
 
+    @property
+    def converged(self) -> bool:
+        """Both nets' training losses have plateaued: ``fit`` stops after this epoch."""
+        return self.converged_at is not None
+
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        if self.converged_at is not None:
-            raise StopTraining
         out = {net: learner.train_step(x, y)["loss"] for net, learner in self.learners.items()}
         self.steps += 1
         self.ctx.check_finite(self.steps, train_loss_residual=out["residual"])
@@ -428,8 +426,6 @@ def train_twins(
             epochs=cfg.epochs,
             batch_size=cfg.batch_size,
         )
-    except StopTraining:
-        pass
     finally:
         twin.close()
     final = {}
