@@ -41,6 +41,10 @@ Choices where the paper is not explicit (each is a constructor argument):
 * Integration is explicit Euler(-Maruyama) on the whole state: every right-hand side is
   evaluated on the state at time t, including the weights (the weight update of step t
   acts from step t+1 on); the noise is :math:`\sigma \sqrt{dt}\, \mathcal N(0, 1)` per step.
+  :meth:`~Microcircuit.step` takes one such step; :meth:`~Microcircuit.run` takes many in
+  blocks that solve the linear recursion of the weights and their filters in closed form
+  (:mod:`~creditlab.methods.dendritic.fast`): the same trajectory up to rounding, without
+  rewriting every weight at every step.
 * The interneuron's nudging current is current-based, :math:`g_{som}(u_{k+1} - u^I_k)`,
   like the output's teaching current (the paper also gives a conductance-based form).
 * Eq. 10 compares with the unattenuated top-down prediction :math:`W^{PP}_{k,k+1} r_{k+1}`.
@@ -83,6 +87,8 @@ from typing import Any, Literal
 
 import torch
 from torch.nn import functional as F
+
+from creditlab.methods.dendritic import fast
 
 
 @dataclass(frozen=True)
@@ -463,12 +469,29 @@ class Microcircuit:
         u_target: torch.Tensor | None = None,
         duration: float = 100.0,
         learn: bool = True,
+        *,
+        blocked: bool | None = None,
     ) -> None:
-        """Present the patterns ``x`` (and targets) for ``duration`` ms."""
+        """Present the patterns ``x`` (and targets) for ``duration`` ms.
+
+        ``blocked=True`` simulates in blocks of steps within which no weight is rewritten
+        (:mod:`~creditlab.methods.dendritic.fast`: the recursion of the weights and their
+        filters solved in closed form; the same trajectory as :meth:`step`, up to rounding).
+        ``blocked=False`` calls :meth:`step` once per ``dt``: the plain simulation the blocked
+        one is tested against. ``None`` picks the faster: blocked for fewer than
+        ``fast.BLOCKED_BELOW`` circuits (one circuit of 784-500-500-10: 4x), the step loop
+        from there on (many circuits make both bound by arithmetic, and the blocked scheme
+        does about twice as much of it)."""
         x = x.to(dtype=self.dtype, device=self.device).flatten(1)
         if u_target is not None:
             u_target = u_target.to(dtype=self.dtype, device=self.device)
-        for _ in range(round(duration / self.dt)):
+        n_steps = round(duration / self.dt)
+        if blocked is None:
+            blocked = self.batch_size < fast.BLOCKED_BELOW
+        if blocked:
+            fast.simulate(self, x, u_target, n_steps, learn)
+            return
+        for _ in range(n_steps):
             self.step(x, u_target, learn)
 
     # --- the function the weights compute ---------------------------------------------------
