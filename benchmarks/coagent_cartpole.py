@@ -135,7 +135,12 @@ def creditlab_loop(cfg: dict, seed: int, kind: str) -> dict:
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)
-    config = replace(ActorCriticConfig(), **{k: v for k, v in cfg.items() if k != "target"})
+    config = replace(  # no evaluation episodes: this measures training speed
+        ActorCriticConfig(),
+        eval_every=0,
+        eval_episodes=0,
+        **{k: v for k, v in cfg.items() if k != "target"},
+    )
     agent, critic = _build(config, kind)
     start, clock = time.perf_counter(), [(0, 0.0)]
     per_rollout = config.num_envs * config.rollout_steps

@@ -1,11 +1,15 @@
 """Coagent networks: local updates, no gradient between coagents, the (asynchronous) CPGT checked
 exactly by enumeration, held outputs, the exact reference, Four Rooms, learning and resume."""
 
+import copy
 import doctest
 import itertools
 import json
 import math
+import tempfile
+from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -26,7 +30,16 @@ from creditlab.methods.coagent import (
     network,
 )
 from creditlab.methods.coagent import coagents as coagents_module
-from creditlab.methods.coagent.actor_critic import BackpropActor, CoagentActor
+from creditlab.methods.coagent import critic as critic_module
+from creditlab.methods.coagent.actor_critic import (
+    BackpropActor,
+    CoagentActor,
+    LoopSettings,
+    evaluate,
+    make_vector_env,
+    train_actor_critic,
+)
+from creditlab.methods.coagent.critic import Critic
 from creditlab.methods.coagent.exact import hidden_configurations, marginal_log_likelihoods
 from creditlab.methods.coagent.experiments import (
     CARTPOLE_SCALE,
@@ -36,10 +49,23 @@ from creditlab.methods.coagent.experiments import (
 )
 from creditlab.methods.coagent.network import ExecutionContext, Transition
 from creditlab.methods.coagent.option_critic import (
+    ClassicOptionCritic,
     CoagentOptionCritic,
+    FlatActorCritic,
     TabularBernoulliCoagent,
     TabularSoftmaxCoagent,
 )
+from creditlab.methods.coagent.option_critic import FourRoomsRuns as four_rooms_runs
+from creditlab.methods.coagent.option_critic import evaluate as evaluate_four_rooms
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors on one thread (as the experiments run them): a second thread only waits."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -51,8 +77,12 @@ def float64():
     torch.set_default_dtype(previous)
 
 
+def _tmp_out():
+    return Path(tempfile.mkdtemp(prefix="creditlab-coagent-"))
+
+
 def test_doctests():
-    for module in (coagents_module, network, four_rooms):
+    for module in (coagents_module, network, four_rooms, critic_module):
         failed, _ = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert failed == 0, module.__name__
 
@@ -782,7 +812,7 @@ def test_coagents_learn_acrobot(tmp_path):
     result = runner.run(
         registry.get("coagent.acrobot"),
         scale="quick",
-        overrides={"total_steps": "40000", "log_every": "5000"},
+        overrides={"total_steps": "40000", "log_every": "5000", "eval_episodes": "4"},
         out=tmp_path / "acrobot",
     )
     assert result["metrics"]["mean_return_last_100"] > -300, result["metrics"]
@@ -818,3 +848,485 @@ def test_an_interrupted_run_resumes_exactly(name, stop_after, smoke_runs, tmp_pa
     assert reproducible(resumed["metrics"]) == reproducible(reference["metrics"])
     text = (tmp_path / "cut" / "metrics.jsonl").read_text()
     assert text == (reference_dir / "metrics.jsonl").read_text()
+
+
+# --- the asynchronous critic: v(S_t, U_{t-1}) ----------------------------------------------------
+
+
+def _state_of(step):
+    """S_t of the tiny MDP (its one-hot, which the hidden coagent reads)."""
+    return tuple(step.inputs["hidden"][0].tolist())
+
+
+def _held_of(net, steps, t):
+    """U_{t-1} as the critic reads it (CoagentNetwork.held_features), initial values at t = 0."""
+    if t == 0:
+        net.reset(batch=1)
+    else:
+        net.held = dict(steps[t - 1].outputs)
+    return tuple(net.held_features(F64)[0].tolist())
+
+
+def _expected_actor_critic_updates(net, horizon, keys):
+    """The exact gradient of J, and for each critic input Z_t = key(steps, t) in ``keys``
+    E[sum_t gamma^t E^i_t delta_t grad log pi_i] over every trajectory of the tiny MDP, with
+    delta_t = R_t + gamma V_{t+1}(Z_{t+1}) - V_t(Z_t) and V_t(z) = E[G_t | Z_t = z] computed
+    exactly (by enumeration)."""
+    params = dict(net.coagents.named_parameters())
+    runs = list(_trajectories(net, horizon))
+    probs = torch.stack([prob for prob, _, _ in runs])
+    rewards = torch.tensor([[float(r) for r in rs] for _, _, rs in runs])  # (N, H)
+    objective = (probs * (rewards * GAMMA ** torch.arange(horizon)).sum(1)).sum()
+    exact = dict(zip(params, torch.autograd.grad(objective, list(params.values())), strict=True))
+    p = probs.detach()
+    tails = torch.stack(
+        [(rewards[:, t:] * GAMMA ** torch.arange(horizon - t)).sum(1) for t in range(horizon)], 1
+    )  # G_t of every trajectory, (N, H)
+    steps = [
+        Transition(
+            *(
+                {n: torch.cat([getattr(r[1][t], f)[n] for r in runs]) for n in net.order}
+                for f in ("inputs", "outputs", "executed")
+            )
+        )
+        for t in range(horizon)
+    ]
+    expected = []
+    for key in keys:
+        zs = [[(t, key(r[1], t)) for t in range(horizon)] for r in runs]
+        mass, total = {}, {}
+        for i, row in enumerate(zs):
+            for t, z in enumerate(row):
+                mass[z] = mass.get(z, 0.0) + float(p[i])
+                total[z] = total.get(z, 0.0) + float(p[i] * tails[i, t])
+        v = torch.tensor([[total[z] / mass[z] for z in row] + [0.0] for row in zs])  # V_H = 0
+        deltas = rewards + GAMMA * v[:, 1:] - v[:, :-1]
+        weights = (p[:, None] * GAMMA ** torch.arange(horizon) * deltas).T  # (H, N)
+        with torch.no_grad():
+            expected.append(net.parameter_gradients(net.local_gradients(steps, weights)))
+    return exact, expected
+
+
+def test_the_asynchronous_critic_needs_the_held_outputs(float64):
+    """Actor-critic form of the asynchronous CPGT, exactly: with the exact critic of the network's
+    state Z_t = (S_t, U_{t-1}) (the held outputs, as CoagentNetwork.held_features gives them), the
+    expected broadcast-TD-error update is the exact gradient; with the exact critic of S_t alone
+    (what coagent.async_cartpole used) its bootstrap v(S_{t+1}) cannot see the outputs that will
+    be held, and the update is biased (by about 4% of the gradient here)."""
+    net, horizon = _tiny_network("asynchronous")
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.dim() == 1:
+                p.normal_()
+    exact, (with_held, state_only) = _expected_actor_critic_updates(
+        net,
+        horizon,
+        [
+            lambda steps, t: (_state_of(steps[t]), _held_of(net, steps, t)),
+            lambda steps, t: _state_of(steps[t]),
+        ],
+    )
+    for name in exact:
+        torch.testing.assert_close(with_held[name], exact[name], rtol=1e-9, atol=1e-12)
+    error = sum((state_only[n] - exact[n]).abs().sum() for n in exact)
+    assert error > 1e-2 * sum(g.abs().sum() for g in exact.values()), error
+
+
+class _RecordingCritic(Critic):
+    """The loop's critic, recording what it is shown: inputs per call, masks per fit."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.inputs, self.masks = [], []
+
+    def forward(self, z):
+        self.inputs.append(z.detach().clone())
+        return super().forward(z)
+
+    def fit(self, states, targets, mask):
+        self.masks.append(mask.bool())
+        return super().fit(states, targets, mask)
+
+
+def test_the_training_loop_gives_the_critic_the_outputs_held_before_each_step():
+    """In train_actor_critic the TD error is v(S_{t+1}, U_t) against v(S_t, U_{t-1}): the held
+    part of Z_t is the previous step's outputs (the initial values after a reset), that of
+    Z_{t+1} this step's outputs, one-hot for the action coagent."""
+    torch.manual_seed(21)
+    hidden, n_envs, horizon = 5, 4, 8
+    actor = CoagentActor(4, 2, hidden, 1e-2, 0.5, critic_reads_held=True)
+    critic = _RecordingCritic(actor.critic_features, (8,), 1e-3)
+    rollouts = []
+    update = actor.update
+    actor.update = lambda steps, signal, entropy: (
+        rollouts.append(steps),
+        update(steps, signal, entropy),
+    )
+    settings = LoopSettings(
+        total_steps=6 * n_envs * horizon,
+        num_envs=n_envs,
+        rollout_steps=horizon,
+        gamma=0.99,
+        td_lambda=0.9,
+        normalize_signal=True,
+        gamma_t_weighting=False,
+        anneal_lr=False,
+        log_every=10**9,
+    )
+    ctx = runner.RunContext(registry.get("coagent.cartpole"), None, "smoke", 21, "cpu", _tmp_out())
+    train_actor_critic(actor, critic, "CartPole-v1", settings, ctx, "coagent")
+    assert actor.critic_features == 4 + hidden + 2
+    resets = 0
+    for r, steps in enumerate(rollouts):
+        z, next_z, valid = critic.inputs[3 * r], critic.inputs[3 * r + 1], critic.masks[r]
+        torch.testing.assert_close(critic.inputs[3 * r + 2], z)  # fit reads Z_t too
+        for t, step in enumerate(steps):
+            held_after = torch.cat(
+                [step.outputs["hidden"], torch.nn.functional.one_hot(step.outputs["action"], 2)], 1
+            ).float()
+            assert torch.equal(next_z[t, :, 4:], held_after)  # Z_{t+1} holds U_t
+            if t == 0:
+                continue
+            reset = ~valid[t - 1]  # step t - 1 was an autoreset step: step t starts an episode
+            initial = torch.tensor([0.0] * hidden + [1.0, 0.0])  # zeros, and action 0 one-hot
+            expected = torch.where(reset[:, None], initial, next_z[t - 1, :, 4:])
+            assert torch.equal(z[t, :, 4:], expected)  # Z_t holds U_{t-1}
+            resets += int(reset.sum())
+    assert resets > 0
+
+
+# --- evaluation: learning off, own seeds, training untouched --------------------------------------
+
+
+class _PushTowardsTheLean:
+    """A deterministic CartPole policy (push the way the pole leans): episodes of many lengths."""
+
+    def reset(self, batch=None, where=None):
+        pass
+
+    def act(self, obs, t):
+        return (obs[:, 2] > 0).long(), None
+
+
+def test_cartpole_evaluation_returns_each_copys_first_episode():
+    """evaluate() on a deterministic policy: each copy's return is the length of its first
+    episode, from the start state its seed gives, simulated independently by CartPoleEnv."""
+    returns = evaluate(_PushTowardsTheLean(), "CartPole-v1", 6, seed=123, scale=torch.tensor(1.0))
+    starts, _ = make_vector_env("CartPole-v1", 6).reset(seed=123)
+    for i, start in enumerate(starts):
+        env = gym.make("CartPole-v1").unwrapped
+        env.reset(seed=0)
+        env.state = start.astype(np.float64)
+        obs, length, done = start, 0, False
+        while not done and length < 500:
+            obs, reward, done, _, _ = env.step(int(obs[2] > 0))
+            length += reward
+        assert returns[i] == length, (i, returns, length)
+    assert max(returns) - min(returns) > 2, returns  # lengths differ: a missing mask would show
+
+
+def _small_training(eval_every, seed=4):
+    torch.manual_seed(seed)
+    actor = CoagentActor(4, 2, 6, 1e-2, 0.5, init_std=2.0, critic_reads_held=True)
+    critic = Critic(actor.critic_features, (16,), 1e-3)
+    settings = LoopSettings(
+        total_steps=1200,
+        num_envs=4,
+        rollout_steps=16,
+        gamma=0.99,
+        td_lambda=0.9,
+        normalize_signal=True,
+        gamma_t_weighting=False,
+        anneal_lr=True,
+        log_every=10**9,
+        obs_scale=CARTPOLE_SCALE,
+        eval_every=eval_every,
+        eval_episodes=3 if eval_every else 0,
+    )
+    ctx = runner.RunContext(
+        registry.get("coagent.cartpole"), None, "smoke", seed, "cpu", _tmp_out()
+    )
+    return train_actor_critic(actor, critic, "CartPole-v1", settings, ctx, "coagent"), actor
+
+
+def test_evaluation_leaves_training_as_it_was_and_learns_nothing():
+    """Evaluating every 256 steps changes nothing in training (same episodes, same parameters: the
+    evaluation runs on a copy, on its own environments, with torch's generator forked); evaluating
+    twice with one seed gives one answer, and another seed other episodes."""
+    evaluated, actor = _small_training(eval_every=256)
+    plain, reference = _small_training(eval_every=0)
+    assert evaluated["returns"] == plain["returns"]
+    for (name, p), q in zip(
+        actor.network.named_parameters(), reference.network.parameters(), strict=True
+    ):
+        assert torch.equal(p, q), name
+    points = [steps for steps, _ in evaluated["evaluations"]]  # at the first boundary past each
+    assert [p // 256 for p in points] == [1, 2, 3, 4, 4] and points[-1] == evaluated["env_steps"]
+    assert plain["evaluations"] == []
+    before, rng = copy.deepcopy(actor.state_dict()), torch.get_rng_state()
+    scale = 1 / torch.tensor(CARTPOLE_SCALE)
+    first = evaluate(actor, "CartPole-v1", 4, 77, scale)
+    assert evaluate(actor, "CartPole-v1", 4, 77, scale) == first
+    assert evaluate(actor, "CartPole-v1", 4, 78, scale) != first
+    assert torch.equal(torch.get_rng_state(), rng)
+    after = actor.state_dict()
+    for name, value in before["network"].items():
+        assert torch.equal(after["network"][name], value), name
+    for name, value in before["held"].items():
+        assert torch.equal(after["held"][name], value), name
+
+
+def _random_walk_steps(goal, cap):
+    """E[min(T, cap)] for the uniformly random policy from a uniform start cell other than the
+    goal, T the steps until the goal is entered: sum_k P(T > k), by the Markov chain of the
+    slip dynamics (each of the four directions is taken with probability 1/4 when the action
+    is uniform)."""
+    n = four_rooms.N_STATES
+    move = np.zeros((n, n))
+    for s in range(n):
+        for d in range(four_rooms.N_ACTIONS):
+            move[s, four_rooms.NEXT_CELL[s, d]] += 0.25
+    move[:, goal] = 0.0  # entering the goal ends the episode
+    mass = np.full(n, 1.0 / (n - 1))
+    mass[goal] = 0.0
+    expected = 0.0
+    for _ in range(cap):
+        expected += mass.sum()  # P(T > k)
+        mass = mass @ move
+    return expected
+
+
+def test_four_rooms_evaluation_matches_the_exact_expectation_and_learns_nothing():
+    """A fresh flat learner (theta = 0: the uniform policy) evaluated with huge step sizes: its
+    mean steps to goal, per run and goal, match E[min(T, cap)] of the random walk, which they
+    would not if the evaluation copy learned on the way."""
+    goals, episodes, cap = np.array([four_rooms.EAST_DOORWAY, 90]), 600, 300
+    agent = FlatActorCritic(2, lr_critic=1.0, lr_actor=5.0, gamma=0.99, temperature=0.01)
+    before = agent.state_dict()
+    result = evaluate_four_rooms(agent, goals, episodes, seed=5, max_episode_steps=cap)
+    for run, goal in enumerate(goals):
+        steps = result["steps"][run]
+        exact = _random_walk_steps(goal, cap)
+        error = steps.std() / math.sqrt(episodes)
+        assert abs(steps.mean() - exact) < 4 * error, (goal, steps.mean(), exact, error)
+    after = agent.state_dict()
+    assert all(np.array_equal(after[k], v) for k, v in before.items() if isinstance(v, np.ndarray))
+    assert np.array_equal(agent.policy.theta, before["policy"].theta)
+    assert agent.learning
+
+
+def _four_rooms_learners(runs=3):
+    return {
+        "coagent_oc": CoagentOptionCritic(runs, 4, 0.5, 0.25, 0.25, 0.25, 0.99, 0.01),
+        "classic_oc": ClassicOptionCritic(runs, 4, 0.5, 0.25, 0.25, 0.99, 0.01),
+        "actor_critic": FlatActorCritic(runs, 0.5, 0.25, 0.99, 0.01),
+    }
+
+
+def _tables(agent):
+    """Every parameter table of a Four Rooms learner (not its per-episode state)."""
+    tables = {}
+    for name, value in vars(agent).items():
+        if isinstance(value, np.ndarray) and name not in agent.per_episode:
+            tables[name] = value.copy()
+        for attr in ("theta", "nu"):
+            if hasattr(value, attr):
+                tables[f"{name}.{attr}"] = getattr(value, attr).copy()
+    return tables
+
+
+@pytest.mark.parametrize("method", ["coagent_oc", "classic_oc", "actor_critic"])
+def test_four_rooms_learners_move_no_parameter_when_learning_is_off(method):
+    """The evaluation copy's rule: learn() with learning = False leaves every table as it was
+    (the tables start random, so that every TD error and update is nonzero when learning)."""
+    agent = _four_rooms_learners()[method]
+    rng = np.random.default_rng(9)
+    for table in _tables(agent):
+        owner, _, attr = table.partition(".")
+        target = getattr(getattr(agent, owner), attr) if attr else getattr(agent, owner)
+        target[...] = rng.normal(scale=0.1, size=target.shape)
+    runs = four_rooms_runs(3, 20, 10, seed=8, max_episode_steps=40)
+    for _ in range(300):
+        runs.step(agent)
+    trained = _tables(agent)
+    agent.learning = False
+    for _ in range(300):
+        runs.step(agent)
+    assert runs.episode.sum() > 0
+    for name, table in _tables(agent).items():
+        assert np.array_equal(table, trained[name]), (method, name)
+    agent.learning = True
+    runs.step(agent)
+    assert any(not np.array_equal(t, trained[n]) for n, t in _tables(agent).items())
+
+
+# --- Bacon et al.'s option-critic, as their released script does it -----------------------------
+
+
+def test_bacons_policy_over_options_is_a_softmax_of_q_omega_at_temperature_0_01():
+    """The script's policy over options: softmax(Q_Omega(s, .) / 0.01) (its epsilon-greedy line is
+    commented out): with Q_Omega = (0.01, 0, -0.01, 0.02) the options come with probabilities
+    proportional to (e, 1, 1/e, e^2)."""
+    n, row = 40_000, 17
+    agent = ClassicOptionCritic(n, 4, 0.5, 0.25, 0.25, 0.99, 0.01)
+    rows = np.arange(n) * four_rooms.N_STATES + row
+    agent.q_omega[rows] = [0.01, 0.0, -0.01, 0.02]
+    agent.begin(np.ones(n, dtype=bool), rows, np.random.default_rng(3))
+    expected = np.exp([1.0, 0.0, -1.0, 2.0]) / np.exp([1.0, 0.0, -1.0, 2.0]).sum()
+    frequency = np.bincount(agent.option, minlength=4) / n
+    sigma = np.sqrt(expected * (1 - expected) / n)
+    assert np.all(np.abs(frequency - expected) < 5 * sigma), (frequency, expected)
+    assert np.array_equal(agent.last_value, agent.q_omega[rows, agent.option])
+
+
+class _Draws:
+    """A generator stand-in that returns scripted uniforms, in order."""
+
+    def __init__(self, *values):
+        self.values = list(values)
+
+    def random(self, size):
+        return np.full(size, self.values.pop(0))
+
+
+def test_bacons_update_q_u_after_q_omega_and_the_cached_value():
+    """One step of the classic learner, against the script's arithmetic by hand: the agent stays
+    in cell s (s' = s) with option 0 and action 2, the option does not terminate. Q_Omega's TD
+    error is taken against the value cached when (s, o) was entered (0.25, not the table's 0.1);
+    Q_U's target is read from Q_Omega *after* its update (Q_U after Q_Omega); the intra-option and
+    termination updates use the new values at (s', o', a'); the new cached value is Q_Omega(s', o')
+    read before this step's update."""
+    gamma, lr_c, lr_intra, lr_term, beta = 0.9, 0.5, 0.25, 0.3, 0.4
+    agent = ClassicOptionCritic(1, 2, lr_c, lr_term, lr_intra, gamma, 0.01)
+    s, o, a = 5, 0, 2
+    x = s * 2 + o
+    agent.q_omega[s] = [0.1, 0.3]
+    agent.q_u[x] = [0.0, 0.05, 0.2, 0.0]
+    agent.termination.nu[x] = math.log(beta / (1 - beta))
+    agent.option, agent.action, agent.last_value = np.array([o]), np.array([a]), np.array([0.25])
+    # draws: no termination (0.9 > beta), an (unused) option, action 0 from the uniform policy
+    agent.learn(
+        np.array([s]),
+        np.array([0.0]),
+        np.array([s]),
+        np.array([False]),
+        np.array([True]),
+        _Draws(0.9, 0.99, 0.0),
+    )
+    q0 = 0.1 + lr_c * (gamma * ((1 - beta) * 0.1 + beta * 0.3) - 0.25)
+    assert agent.q_omega[s, 0] == pytest.approx(q0, abs=1e-15)
+    q_u = 0.2 + lr_c * (gamma * ((1 - beta) * q0 + beta * max(q0, 0.3)) - 0.2)
+    assert agent.q_u[x, a] == pytest.approx(q_u, abs=1e-15)
+    assert (agent.option[0], agent.action[0]) == (0, 0)
+    feedback = 0.0 - q0  # Q_U(s', o', a' = 0) - Q_Omega(s', o')
+    np.testing.assert_allclose(
+        agent.intra_option_policy.theta[x], lr_intra * feedback * (np.eye(4)[0] - 0.25), atol=1e-15
+    )
+    nu = math.log(beta / (1 - beta)) - lr_term * beta * (1 - beta) * (q0 - max(q0, 0.3))
+    assert agent.termination.nu[x] == pytest.approx(nu, abs=1e-15)
+    assert agent.last_value[0] == 0.1  # Q_Omega(s', o') as it was before this step's update
+
+
+# --- the Four Rooms loop: step sizes per run, waiting runs, option counts -----------------------
+
+
+def test_a_step_size_per_run_is_that_runs_own():
+    """With one step size per run (how the grid runs every setting side by side), each run's
+    tables move by its own step size times the update a step size of 1 makes."""
+    rates = {
+        "critic": [0.1, 0.7],
+        "termination": [0.2, 0.5],
+        "omega": [0.3, 0.6],
+        "intra": [0.4, 0.9],
+    }
+    agents = [
+        CoagentOptionCritic(2, 4, *(np.array(r) for r in rates.values()), 0.99, 0.5),
+        CoagentOptionCritic(2, 4, 1.0, 1.0, 1.0, 1.0, 0.99, 0.5),
+    ]
+    start = np.random.default_rng(10)
+    tables = {
+        "v": agents[0].v,
+        "nu": agents[0].termination.nu,
+        "omega": agents[0].policy_over_options.theta,
+        "theta": agents[0].intra_option_policy.theta,
+    }
+    for table in tables.values():
+        table[...] = start.normal(size=table.shape)
+    agents[1].load_state_dict({**agents[0].state_dict(), "lr_critic": 1.0, "lr": agents[1].lr})
+    rows, next_rows = np.array([3, 104 + 50]), np.array([4, 104 + 51])
+    moved = []
+    for agent in agents:
+        before = [t.copy() for t in _coagent_oc_tables(agent)]
+        agent.act(rows, np.array([1, 1]), np.random.default_rng(11))
+        agent.learn(
+            rows, np.array([0.0, 1.0]), next_rows, np.array([False, True]), np.ones(2, bool)
+        )
+        moved.append(
+            [(t - b).reshape(2, -1) for t, b in zip(_coagent_oc_tables(agent), before, strict=True)]
+        )
+    for (scaled, unit), rate in zip(zip(*moved, strict=True), rates.values(), strict=True):
+        assert np.abs(unit).sum() > 0
+        for run in range(2):
+            np.testing.assert_allclose(scaled[run], rate[run] * unit[run], rtol=1e-12, atol=1e-15)
+
+
+def _coagent_oc_tables(agent):
+    return [
+        agent.v,
+        agent.termination.nu,
+        agent.policy_over_options.theta,
+        agent.intra_option_policy.theta,
+    ]
+
+
+def test_runs_that_reached_the_pause_wait_in_place():
+    agent = FlatActorCritic(4, 0.5, 0.25, 0.99, 0.01)
+    runs = four_rooms_runs(4, 10, 5, seed=1, max_episode_steps=30)
+    runs.pause_at = 3
+    while not runs.paused():
+        runs.step(agent)
+    assert (runs.episode == 3).all() and (runs.t == 0).all()
+    waiting = (runs.state.copy(), runs.steps.copy(), runs.total_steps)
+    for _ in range(50):
+        runs.step(agent)
+    assert np.array_equal(runs.state, waiting[0]) and np.array_equal(runs.steps, waiting[1])
+    assert runs.total_steps == waiting[2] and (runs.t == 0).all() and (runs.episode == 3).all()
+    runs.pause_at = 10
+    while not runs.done():
+        runs.step(agent)
+    assert (runs.steps >= 1).all() and (runs.steps <= 30).all()
+
+
+@pytest.mark.parametrize("method", ["coagent_oc", "classic_oc"])
+def test_options_are_counted_once_per_termination(method):
+    """An option that always terminates lasts one step (as many options as steps, and every
+    visit at t >= 1 a termination); one that never terminates lasts the whole episode."""
+    for nu, options_per_step in ((50.0, True), (-50.0, False)):
+        agent = _four_rooms_learners(runs=4)[method]
+        agent.termination.nu[:] = nu
+        agent.learning = False
+        runs = four_rooms_runs(4, 6, 100, seed=2, max_episode_steps=25)
+        while not runs.done():
+            runs.step(agent)
+        evaluation = evaluate_four_rooms(agent, runs.goal, 5, seed=3, max_episode_steps=25)
+        for steps, options in (
+            (runs.steps, runs.options),
+            (evaluation["steps"], evaluation["options"]),
+        ):
+            assert np.array_equal(options, steps if options_per_step else np.ones_like(steps))
+        visits, ends = evaluation["visits"], evaluation["terminations"]
+        assert visits.sum() == (evaluation["steps"] - 1).sum()
+        assert np.array_equal(ends, visits if options_per_step else np.zeros_like(visits))
+
+
+def test_a_run_out_of_step_budget_counts_its_remaining_episodes_as_cut():
+    agent = FlatActorCritic(3, 0.5, 0.25, 0.99, 0.01)
+    runs = four_rooms_runs(3, 10, 100, seed=4, max_episode_steps=50, step_budget=120)
+    while not runs.done():
+        runs.step(agent)
+    assert runs.out_of_budget.all() and (runs.run_steps == 120).all()
+    for k in range(3):
+        finished = np.flatnonzero(np.cumsum(runs.steps[k]) <= 120)  # episodes done in budget
+        cut = runs.steps[k, len(finished) :]
+        assert len(cut) > 0 and (cut == 50).all()
+        assert runs.steps[k, : len(finished)].sum() < 120

@@ -3,11 +3,15 @@ or a clock, and option-critic as a special case.
 
 * :mod:`.coagents`: Bernoulli, softmax and Gaussian coagents, each with its local CPGT update.
 * :mod:`.network`: acyclic coagent networks, execution functions, held outputs, asynchronous CPGT.
-* :mod:`.critic`: the one critic whose TD error is broadcast to every coagent.
+* :mod:`.critic`: the one critic (and the one TD error) broadcast to every coagent; an
+  asynchronous network's critic reads the held outputs too.
 * :mod:`.exact`: the exact likelihood-ratio gradient of a small network, for the gradient check.
-* :mod:`.actor_critic`: coagent and backprop actor-critics on Gymnasium vector environments.
-* :mod:`.option_critic`: option-critic as a coagent network, Bacon et al.'s original updates.
+* :mod:`.actor_critic`: coagent and backprop actor-critics on Gymnasium vector environments, and
+  their evaluation episodes (learning off).
+* :mod:`.option_critic`: option-critic as a coagent network, Bacon et al.'s original updates (as
+  their released script), a flat actor-critic, the Four Rooms loop and its evaluation.
 * :mod:`.four_rooms`: the Four Rooms environment (``gymnasium.Env``).
+* :mod:`.figures`: Bacon et al.'s Four Rooms figures (before/after the switch, maps).
 """
 
 from creditlab.methods.coagent.coagents import (

@@ -13,6 +13,11 @@ environment steps" compares only the credit assignment inside the actor:
 * :class:`BackpropActor`: the same layer sizes with deterministic tanh hidden units,
   trained by autograd on ``-signal * log pi(A | S)`` (the CleanRL-style actor-critic).
 
+The critic reads ``Z_t``, the state of what the return depends on (see :mod:`.critic`): ``S_t``
+for the backprop actor and the synchronous coagent network, ``(S_t, U_{t-1})`` (the held
+outputs, :meth:`.CoagentNetwork.held_features`) for a coagent network that holds its outputs
+(``critic_reads_held``).
+
 Both actors may add an entropy bonus on the action distribution (``entropy_coef``; used for
 Acrobot only): for the coagent network it is the action coagent's own entropy gradient, a
 local term like its update. Rewards are scaled by ``reward_scale`` for the critic only.
@@ -23,10 +28,17 @@ each take one step. Gymnasium 1.x vector environments autoreset on the *next* st
 after an episode ends ignores the action and returns the first observation of the next
 episode. Those steps are not transitions: they are masked out of every update, are not
 counted as environment steps, and reset the network's held outputs and step counter.
+
+Evaluation (:func:`evaluate`): every ``eval_every`` environment steps and at the end, ``M``
+episodes of the learned policy with learning off, on their own environment copies seeded
+``EVAL_SEED + 1000 seed, ...`` (never a training seed) and with their own torch generator,
+run on a copy of the agent: the training run is the same with or without them. The policy is the
+one that learned: actions (and hidden coagent outputs) are sampled, not made greedy.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import time
 from dataclasses import dataclass
@@ -38,7 +50,7 @@ import torch
 from torch import nn
 
 from creditlab.methods.coagent.coagents import BernoulliCoagent, SoftmaxCoagent
-from creditlab.methods.coagent.critic import Critic, lambda_advantages, td_errors
+from creditlab.methods.coagent.critic import Critic, lambda_advantages, td_error
 from creditlab.methods.coagent.network import (
     Always,
     CoagentNetwork,
@@ -50,6 +62,9 @@ from creditlab.methods.coagent.network import (
 from creditlab.runner import RunContext
 
 Tensor = torch.Tensor
+EVAL_SEED = 1_000_000
+"""Evaluation environments of a run with seed ``s`` are seeded ``EVAL_SEED + 1000 s, ...``:
+never a training seed, and disjoint between runs (up to 1000 evaluation episodes)."""
 
 
 def make_vector_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
@@ -76,6 +91,7 @@ class CoagentActor:
         execution_probability: float = 1.0,
         asynchronous_action: bool = True,
         init_std: float = 1.0,
+        critic_reads_held: bool = False,
     ):
         execute: ExecutionFunction = (
             Always() if execution_probability >= 1 else FixedProbability(execution_probability)
@@ -94,9 +110,18 @@ class CoagentActor:
             action="action",
         )
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=lr)
+        self.critic_reads_held = critic_reads_held
+        self.critic_features = obs_dim + (hidden + n_actions) * critic_reads_held
 
     def reset(self, batch: int | None = None, where: Tensor | None = None) -> None:
         self.network.reset(batch, where)
+
+    def critic_input(self, obs: Tensor) -> Tensor:
+        """``Z_t``: ``S_t``, or ``(S_t, U_{t-1})`` with the held outputs when
+        ``critic_reads_held`` (call it before :meth:`act` at step ``t``)."""
+        if not self.critic_reads_held:
+            return obs
+        return torch.cat([obs, self.network.held_features(obs.dtype)], dim=1)
 
     def act(self, obs: Tensor, t: Tensor) -> tuple[Tensor, Transition]:
         return self.network.act(obs, t)
@@ -137,9 +162,14 @@ class BackpropActor:
             nn.Linear(obs_dim, hidden), nn.Tanh(), nn.Linear(hidden, n_actions)
         )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.critic_features = obs_dim
 
     def reset(self, batch: int | None = None, where: Tensor | None = None) -> None:
         """A feedforward policy holds nothing between steps."""
+
+    def critic_input(self, obs: Tensor) -> Tensor:
+        """``Z_t = S_t``: nothing else is carried from step to step."""
+        return obs
 
     @torch.no_grad()
     def act(self, obs: Tensor, t: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
@@ -168,6 +198,40 @@ class BackpropActor:
 # --- the loop -----------------------------------------------------------------------------------
 
 
+@torch.no_grad()
+def evaluate(
+    agent: CoagentActor | BackpropActor,
+    env_id: str,
+    episodes: int,
+    seed: int,
+    scale: Tensor,
+) -> list[float]:
+    """The returns of ``episodes`` episodes of ``agent``'s policy with learning off.
+
+    Runs on a copy of the agent (its held outputs and parameters are left as they were), on
+    ``episodes`` new environment copies seeded ``seed, seed + 1, ...``, with torch's generator
+    seeded ``seed`` inside :func:`torch.random.fork_rng` (restored afterwards, so training
+    draws the same samples whether or not it is evaluated). No update is made: only ``act``.
+    """
+    policy = copy.deepcopy(agent)
+    envs = make_vector_env(env_id, episodes)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        obs, _ = envs.reset(seed=seed)
+        policy.reset(batch=episodes)
+        alive = torch.ones(episodes, dtype=torch.bool)
+        returns = torch.zeros(episodes, dtype=torch.float64)
+        t = torch.zeros(episodes, dtype=torch.long)
+        while alive.any():
+            action, _ = policy.act(torch.as_tensor(obs) * scale, t)
+            obs, reward, term, trunc, _ = envs.step(action.numpy())
+            returns += torch.as_tensor(reward, dtype=torch.float64) * alive
+            alive &= ~torch.as_tensor(term | trunc)
+            t = t + 1
+    envs.close()
+    return returns.tolist()
+
+
 @dataclass
 class LoopSettings:
     """The rollout/update settings :func:`train_actor_critic` needs (a subset of the config)."""
@@ -184,6 +248,8 @@ class LoopSettings:
     entropy_coef: float = 0.0
     obs_scale: tuple[float, ...] = ()
     reward_scale: float = 1.0
+    eval_every: int = 0
+    eval_episodes: int = 0
 
 
 class _Loop:
@@ -201,6 +267,8 @@ class _Loop:
         self.env_steps = 0
         self.logged_episodes = 0  # episodes already summarised in metrics.jsonl
         self.next_log = 0  # env steps at which the next summary is due
+        self.next_eval = 0  # env steps at which the next evaluation is due (0: not scheduled)
+        self.evaluations: list[tuple[int, list[float]]] = []  # (env steps, returns)
         agent.reset(batch=n)
 
     def state(self) -> dict[str, Any]:
@@ -225,9 +293,11 @@ def train_actor_critic(
 ) -> dict[str, Any]:
     """Train ``agent`` with ``critic`` for ``settings.total_steps`` environment steps.
 
-    Logs ``return_<label>`` (mean return of the episodes finished since the last log) against
-    environment steps; returns the completed episodes' returns and the measured speed.
-    ``wrap_state(loop_state)`` turns the loop's state into the run's checkpoint state.
+    Logs ``return_<label>`` (mean return of the training episodes finished since the last log)
+    and, every ``eval_every`` steps and at the end, ``eval_return_<label>`` (mean return of
+    ``eval_episodes`` evaluation episodes, :func:`evaluate`) against environment steps.
+    Returns the training episodes' returns, the evaluations and the measured speed (training
+    only). ``wrap_state(loop_state)`` turns the loop's state into the run's checkpoint state.
     """
     s = settings
     scale = 1.0 / torch.tensor(s.obs_scale) if s.obs_scale else torch.tensor(1.0)
@@ -237,30 +307,29 @@ def train_actor_critic(
         loop = _Loop.from_state(resume["loop"])
     else:
         loop = _Loop(make_vector_env(env_id, s.num_envs), ctx.seed, agent, scale)
+        loop.next_eval = s.eval_every
+
+    def run_evaluation() -> None:
+        returns = evaluate(agent, env_id, s.eval_episodes, EVAL_SEED + 1000 * ctx.seed, scale)
+        loop.evaluations.append((loop.env_steps, returns))
+        ctx.log(loop.env_steps, **{f"eval_return_{label}": float(np.mean(returns))})
+
     bar = ctx.progress(
         s.total_steps, desc=f"{ctx.experiment.name} [{label}]", initial=loop.env_steps
     )
-    started, steps_at_start = time.perf_counter(), loop.env_steps
+    started, steps_at_start, eval_seconds = time.perf_counter(), loop.env_steps, 0.0
     while loop.env_steps < s.total_steps:
-        records, obs, next_obs, rewards, terminated, done, valid, ts = (
-            [],
-            [],
-            [],
-            [],
-            [],
-            [],
-            [],
-            [],
-        )
+        records: list[Any] = []
+        z, next_z, rewards, terminated, done, valid, ts = [], [], [], [], [], [], []
         for _ in range(s.rollout_steps):
+            z.append(agent.critic_input(loop.obs))  # Z_t, before the coagents act at t
             action, record = agent.act(loop.obs, loop.t)
             o, r, term, trunc, _ = loop.envs.step(action.numpy())
             o, r = torch.as_tensor(o) * scale, torch.as_tensor(r, dtype=torch.float64)
             term, trunc = torch.as_tensor(term), torch.as_tensor(trunc)
+            next_z.append(agent.critic_input(o))  # Z_{t+1} = (S_{t+1}, U_t)
             real = ~loop.prev_done  # an autoreset step is not a transition
             records.append(record)
-            obs.append(loop.obs)
-            next_obs.append(o)
             rewards.append(r)
             terminated.append(term)
             done.append(term | trunc)
@@ -280,13 +349,13 @@ def train_actor_critic(
             loop.prev_done = term | trunc
             loop.obs = o
         # --- the critic broadcasts one signal per step; actor and critic each take one step ---
-        obs_b, next_b = torch.stack(obs), torch.stack(next_obs)
+        z_b, next_b = torch.stack(z), torch.stack(next_z)
         valid_b, done_b = torch.stack(valid), torch.stack(done)
         with torch.no_grad():
-            values = critic(obs_b).double()
+            values = critic(z_b).double()
             next_values = critic(next_b).double()
         scaled = torch.stack(rewards) * s.reward_scale  # in the critic's units
-        deltas = td_errors(scaled, values, next_values, torch.stack(terminated), s.gamma)
+        deltas = td_error(scaled, values, next_values, torch.stack(terminated), s.gamma)
         deltas = deltas * valid_b
         advantages = lambda_advantages(deltas, done_b, s.gamma, s.td_lambda) * valid_b
         if s.anneal_lr:  # linear decay to zero over the run (CleanRL's anneal_lr)
@@ -294,7 +363,7 @@ def train_actor_critic(
                 for group in optimizer.param_groups:
                     group.setdefault("initial_lr", group["lr"])
                     group["lr"] = group["initial_lr"] * (1 - loop.env_steps / s.total_steps)
-        critic.fit(obs_b, (advantages + values).float(), valid_b.float())
+        critic.fit(z_b, (advantages + values).float(), valid_b.float())
         signal = advantages
         if s.normalize_signal:
             real = signal[valid_b]
@@ -310,6 +379,11 @@ def train_actor_critic(
             ctx.log(loop.env_steps, **{f"return_{label}": float(np.mean(recent))})
             loop.logged_episodes = len(loop.returns)
             loop.next_log = (loop.env_steps // s.log_every + 1) * s.log_every
+        if loop.next_eval and s.total_steps > loop.env_steps >= loop.next_eval:
+            clock = time.perf_counter()
+            run_evaluation()
+            eval_seconds += time.perf_counter() - clock
+            loop.next_eval = (loop.env_steps // s.eval_every + 1) * s.eval_every
         ctx.boundary(
             lambda: wrap_state(
                 {
@@ -320,10 +394,13 @@ def train_actor_critic(
             )
         )
     bar.close()
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started - eval_seconds
+    if s.eval_episodes and (not loop.evaluations or loop.evaluations[-1][0] < loop.env_steps):
+        run_evaluation()  # the final evaluation: the headline
     return {
         "returns": loop.returns,
         "return_steps": loop.return_steps,
+        "evaluations": loop.evaluations,
         "env_steps": loop.env_steps,
         "env_steps_per_second": (loop.env_steps - steps_at_start) / max(seconds, 1e-9),
     }

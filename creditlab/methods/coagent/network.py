@@ -64,21 +64,20 @@ class ExecutionContext:
 
 
 class ExecutionFunction:
-    """Gives ``P(E^i_t = 1)``; calling it draws the indicators ``E^i_t`` (bool, ``ctx.shape``)."""
+    """An execution rule, stated once as ``P(E^i_t = 1 | ctx)`` (:meth:`probability`); calling it
+    draws the indicators ``E^i_t ~ Bernoulli(p)`` (bool, ``ctx.shape``) from that probability,
+    so the rule the network runs and the rule an exact computation reads cannot differ."""
 
     def probability(self, ctx: ExecutionContext) -> Tensor:
         raise NotImplementedError
 
     def __call__(self, ctx: ExecutionContext) -> Tensor:
-        p = self.probability(ctx).expand(ctx.shape)
-        if bool(((p == 0) | (p == 1)).all()):  # deterministic rule: no random draw
-            return p == 1
-        return torch.rand(ctx.shape) < p
+        return torch.rand(ctx.shape) < self.probability(ctx).expand(ctx.shape)
 
 
-def _first_step(ctx: ExecutionContext) -> Tensor:
-    t0 = ctx.t == 0
-    return t0.view(-1, *([1] * (len(ctx.shape) - 1))).expand(ctx.shape)
+def _per_episode(value: Tensor, ctx: ExecutionContext) -> Tensor:
+    """A per-episode value ``(B,)`` broadcast to one entry per unit, ``ctx.shape``."""
+    return value.view(-1, *([1] * (len(ctx.shape) - 1))).expand(ctx.shape)
 
 
 class Always(ExecutionFunction):
@@ -86,9 +85,6 @@ class Always(ExecutionFunction):
 
     def probability(self, ctx: ExecutionContext) -> Tensor:
         return torch.ones(ctx.shape)
-
-    def __call__(self, ctx: ExecutionContext) -> Tensor:
-        return torch.ones(ctx.shape, dtype=torch.bool)
 
 
 @dataclass
@@ -98,10 +94,7 @@ class FixedProbability(ExecutionFunction):
     p: float
 
     def probability(self, ctx: ExecutionContext) -> Tensor:
-        return torch.where(_first_step(ctx), 1.0, torch.full(ctx.shape, float(self.p)))
-
-    def __call__(self, ctx: ExecutionContext) -> Tensor:
-        return _first_step(ctx) | (torch.rand(ctx.shape) < self.p)
+        return torch.where(_per_episode(ctx.t == 0, ctx), 1.0, float(self.p))
 
 
 @dataclass
@@ -112,7 +105,7 @@ class FixedPeriod(ExecutionFunction):
     phase: int = 0
 
     def probability(self, ctx: ExecutionContext) -> Tensor:
-        t = ctx.t.view(-1, *([1] * (len(ctx.shape) - 1))).expand(ctx.shape)
+        t = _per_episode(ctx.t, ctx)
         return (((t + self.phase) % self.period == 0) | (t == 0)).float()
 
 
@@ -225,11 +218,22 @@ class CoagentNetwork(nn.Module):
                 source, value = source[len(PREVIOUS) :], self.held[source[len(PREVIOUS) :]]
             else:
                 value = outputs[source]
-            coagent = self.nodes[source].coagent
-            if isinstance(coagent, SoftmaxCoagent):
-                value = nn.functional.one_hot(value, coagent.choices)
-            parts.append(value.to(state.dtype))
+            parts.append(self.as_features(source, value, state.dtype))
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+    def as_features(self, name: str, value: Tensor, dtype: torch.dtype) -> Tensor:
+        """Node ``name``'s output as a feature block: bits or reals as they are, a softmax
+        coagent's choice one-hot."""
+        coagent = self.nodes[name].coagent
+        if isinstance(coagent, SoftmaxCoagent):
+            value = nn.functional.one_hot(value, coagent.choices)
+        return value.to(dtype)
+
+    def held_features(self, dtype: torch.dtype = torch.float32) -> Tensor:
+        """Every node's held output ``U^i_{t-1}`` (its initial value at ``t = 0``), as one
+        feature vector per episode ``(B, sum of the blocks)``: the part of the network's state
+        that a critic of an asynchronous network must see, ``v(S_t, U_{t-1})``."""
+        return torch.cat([self.as_features(n, self.held[n], dtype) for n in self.order], dim=1)
 
     @torch.no_grad()
     def act(self, state: Tensor, t: Tensor) -> tuple[Tensor, Transition]:
@@ -239,7 +243,7 @@ class CoagentNetwork(nn.Module):
             node = self.nodes[name]
             x = self.node_input(name, state, step.outputs)
             held = self.held[name]
-            if isinstance(node.execution, Always):  # fast path of the synchronous network
+            if isinstance(node.execution, Always):  # P(E = 1) = 1: the draw is always True
                 executed, u = self._all_true(held.shape), node.coagent(x)
             else:
                 ctx = ExecutionContext(t, state, step.outputs, self.held, tuple(held.shape))
@@ -268,17 +272,6 @@ class CoagentNetwork(nn.Module):
             s = signal.reshape(-1)
             s = s.view(-1, *([1] * (e.dim() - 1))) * e  # E^i_t * signal_t (asynchronous CPGT)
             grads[name] = self.coagents[name].local_gradient(x, u, s)
-        return grads
-
-    @torch.no_grad()
-    def coagent_update(
-        self, steps: Iterable[Transition], signal: Tensor, lr: float = 1.0
-    ) -> dict[str, dict[str, Tensor]]:
-        """``theta_i += lr * local_gradient_i`` for every coagent (plain stochastic ascent)."""
-        grads = self.local_gradients(steps, signal)
-        for name, g in grads.items():
-            for param, value in g.items():
-                getattr(self.coagents[name], param).add_(value, alpha=lr)
         return grads
 
     def parameter_gradients(self, grads: Mapping[str, Mapping[str, Tensor]]) -> dict[str, Tensor]:
