@@ -76,7 +76,7 @@ def _spans_decades(values: Sequence[float]) -> bool:
     return bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 10
 
 
-def _draw(
+def draw_lines(
     ax: Axes,
     series: dict[str, tuple[Sequence, Sequence]],
     bands: dict[str, Sequence[float]] | None = None,
@@ -111,7 +111,7 @@ def _mean_and_std(
     return means, stds
 
 
-def _finish(ax: Axes, *, xlabel: str, ylabel: str, title: str, logy: bool) -> None:
+def finish_axis(ax: Axes, *, xlabel: str, ylabel: str, title: str, logy: bool) -> None:
     """Labels, grid, legend and scale: the same look on every axis creditlab draws."""
     if logy:
         ax.set_yscale("log")
@@ -124,7 +124,7 @@ def _finish(ax: Axes, *, xlabel: str, ylabel: str, title: str, logy: bool) -> No
         ax.legend(fontsize=8, frameon=False)
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)
     return path
@@ -159,12 +159,12 @@ def plot_learning_curves(
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, panel in zip(axes, order, strict=False):
         series = grouped[panel]
-        _draw(ax, series, bands)
+        draw_lines(ax, series, bands)
         values = [v for _, ys in series.values() for v in ys]
         if panel == "accuracy" and all(0 <= v <= 1 for v in values if math.isfinite(v)):
             ax.set_ylim(-0.02, 1.02)
         single = panel not in ("accuracy", "loss")
-        _finish(
+        finish_axis(
             ax,
             xlabel="step",
             ylabel=panel,
@@ -177,7 +177,7 @@ def plot_learning_curves(
         ax.set_visible(False)
     if title:
         fig.suptitle(title if len(runs) == 1 else f"{title}: mean and std over {len(runs)} seeds")
-    return [_save(fig, Path(out_dir) / "learning_curves.png")]
+    return [save_figure(fig, Path(out_dir) / "learning_curves.png")]
 
 
 def line_plot(
@@ -202,7 +202,7 @@ def line_plot(
     """
     fig = Figure(figsize=(6.0, 4.0), layout="constrained")
     ax = fig.subplots()
-    _draw(ax, series)
+    draw_lines(ax, series)
     for i, (label, value) in enumerate((hlines or {}).items()):
         ax.axhline(
             value,
@@ -211,5 +211,5 @@ def line_plot(
             color=f"C{(len(series) + i) % 10}",
             label=f"{label} ({value:.4g})",
         )
-    _finish(ax, xlabel=xlabel, ylabel=ylabel, title=title, logy=logy)
-    return _save(fig, Path(path))
+    finish_axis(ax, xlabel=xlabel, ylabel=ylabel, title=title, logy=logy)
+    return save_figure(fig, Path(path))

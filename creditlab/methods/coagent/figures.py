@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from creditlab.methods.coagent.four_rooms import CELLS, WALLS
-from creditlab.report.plots import _draw, _finish, _save
+from creditlab.report.plots import draw_lines, finish_axis, save_figure
 
 Series = Mapping[str, tuple[Sequence[float], Sequence[float]]]
 
@@ -25,14 +25,14 @@ def before_and_after(
     """Two panels side by side: episodes before the goal switch, and episodes after it."""
     fig = Figure(figsize=(10.0, 4.0), layout="constrained")
     left, right = fig.subplots(1, 2, sharey=True)
-    _draw(left, dict(before))
-    _finish(left, xlabel="episode", ylabel=ylabel, title="before the goal moves", logy=logy)
-    _draw(right, dict(after))
-    _finish(right, xlabel="episodes since the goal moved", ylabel="", title="after", logy=logy)
+    draw_lines(left, dict(before))
+    finish_axis(left, xlabel="episode", ylabel=ylabel, title="before the goal moves", logy=logy)
+    draw_lines(right, dict(after))
+    finish_axis(right, xlabel="episodes since the goal moved", ylabel="", title="after", logy=logy)
     if right.get_legend() is not None:  # one legend, on the left
         right.get_legend().remove()
     fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def on_the_map(
@@ -58,4 +58,4 @@ def on_the_map(
     if image is not None:
         fig.colorbar(image, ax=list(axes), label=label, shrink=0.85)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
