@@ -60,6 +60,7 @@ def require_data(names: tuple[str, ...]) -> None:
     pytest.skip(reason)
 
 
+@pytest.hookimpl(tryfirst=True)  # before any fixture of the test is set up
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for mark in item.iter_markers("genuine_data"):
         require_data(tuple(mark.args))

@@ -254,6 +254,7 @@ def test_twin_nets_start_from_the_same_weights_and_differ_by_seed():
     assert torch.equal(torch.get_rng_state(), before)  # the global generator is untouched
 
 
+@pytest.mark.genuine_data("fashion_mnist")
 def test_the_nets_a_run_trains_start_from_the_same_weights(tmp_path, monkeypatch):
     """Spy on what relu.layers hands to training: per seed, the plain and the residual net hold
     identical weights when training starts, and the seeds' weights differ."""
@@ -288,6 +289,7 @@ def test_plateau_criterion():
     assert not relu.plateaued([0.0, 0.0, 0.0], window=1, tolerance=0.5)  # 0 < 0 is false
 
 
+@pytest.mark.genuine_data("fashion_mnist")
 def test_training_stops_at_the_plateau_and_says_so(tmp_path):
     """tolerance 0.99: epoch 2 is a plateau unless its loss fell by 99% of epoch 1's, so both
     nets plateau at epoch 2 of a cap of 5; a window as long as the cap never sees a plateau."""
@@ -479,6 +481,7 @@ def smoke(tmp_path_factory):
     return run
 
 
+@pytest.mark.genuine_data("fashion_mnist")
 def test_layers_smoke_learns_and_reports_every_layer(smoke):
     result, out = smoke("relu.layers")
     metrics = result["metrics"]
@@ -493,6 +496,7 @@ def test_layers_smoke_learns_and_reports_every_layer(smoke):
     assert (out / "plots" / "activation_probability.png").is_file()
 
 
+@pytest.mark.genuine_data("fashion_mnist")
 def test_layers_smoke_aggregates_every_seed(smoke):
     """The per-layer metrics are the mean and sample sd over the seeds in seeds.json."""
     result, out = smoke("relu.layers")
@@ -512,6 +516,7 @@ def test_layers_smoke_aggregates_every_seed(smoke):
         assert metrics[f"test_accuracy{suffix}"] == pytest.approx(sum(accuracy) / 2)
 
 
+@pytest.mark.genuine_data("fashion_mnist")
 def test_layers_smoke_verdicts_agree_with_its_metrics(smoke):
     """Recompute both verdicts from the recorded per-layer means, by the rules as stated."""
     result, _ = smoke("relu.layers")
@@ -553,6 +558,7 @@ def crash_at(monkeypatch, boundaries):
     return lambda: monkeypatch.setattr(runner.RunContext, "boundary", boundary)
 
 
+@pytest.mark.genuine_data("fashion_mnist")
 def test_layers_resumed_mid_run_equals_an_unbroken_run(tmp_path, monkeypatch):
     """The init measurements, both nets, the monitors' mid-epoch counts, the plateau state and
     the finished seeds survive a resume: in seed 1's last epoch (just before the plateau stops
