@@ -201,3 +201,20 @@ def test_paper_figure_of_another_protocol_is_not_compared(tmp_path: Path) -> Non
     assert "falls short of paper" in full and "-0.0300" in full
     page = build_report(tmp_path / "runs", tmp_path / "report.html").read_text()
     assert "not comparable (mnist10k here, mnist60k in the paper)" in page
+
+
+def test_one_experiment_on_two_protocols_gets_a_row_each(tmp_path: Path) -> None:
+    for protocol, day, accuracy in (("mnist10k", "01", 0.95), ("fashion_mnist", "02", 0.88)):
+        folder = _make_run(
+            tmp_path / "runs" / "bp.mnist" / f"202601{day}T000000Z-s0", "bp.mnist",
+            finished=f"2026-01-{day}T00:00", metrics={"test_accuracy": accuracy},
+        )  # fmt: skip
+        result = json.loads((folder / "result.json").read_text())
+        result["data"] = {"name": protocol, "protocol": protocol, "n_train": 100}
+        (folder / "result.json").write_text(json.dumps(result))
+    rows = markdown_table(tmp_path / "runs").splitlines()[2:]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| bp.mnist [fashion_mnist]",
+        "| bp.mnist [mnist10k]",
+    ]
+    assert "0.8800" in rows[0] and "0.9500" in rows[1]

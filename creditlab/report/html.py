@@ -116,15 +116,24 @@ def find_runs(runs_dir: Path) -> list[Run]:
 
 
 def latest_runs(runs: list[Run]) -> dict[str, tuple[Run, int]]:
-    """Experiment name -> (what the report shows for it, how many finished runs it has): its
-    latest finished multi-seed aggregate if it has one, else its latest finished run."""
-    by_name: dict[str, list[Run]] = {}
+    """Label -> (what the report shows for it, how many finished runs it has), one entry per
+    experiment and data protocol: the latest finished multi-seed aggregate if there is one,
+    else the latest finished run. The label is the experiment's name, followed by the protocol
+    in brackets when the experiment was run on more than one ("bp.mnist [fashion_mnist]")."""
+    groups: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
         if run.result is not None:
-            by_name.setdefault(run.experiment, []).append(run)
+            protocol = str(data_protocol(run.result) or "")
+            groups.setdefault((run.experiment, protocol), []).append(run)
+    protocols: dict[str, int] = {}
+    for name, _ in groups:
+        protocols[name] = protocols.get(name, 0) + 1
     return {
-        name: (max(group, key=lambda r: (r.is_aggregate, r.finished)), len(group))
-        for name, group in sorted(by_name.items())
+        (f"{name} [{protocol}]" if protocols[name] > 1 and protocol else name): (
+            max(group, key=lambda r: (r.is_aggregate, r.finished)),
+            len(group),
+        )
+        for (name, protocol), group in sorted(groups.items())
     }
 
 
