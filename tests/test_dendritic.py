@@ -1,5 +1,6 @@
 """The dendritic microcircuit against the paper's claims and an independent per-circuit loop."""
 
+import copy
 import doctest
 import math
 
@@ -426,10 +427,14 @@ def test_smoke_teacher_student_learns_in_both_layers(smoke):
 
 
 @pytest.mark.genuine_data("mnist")
-def test_smoke_mnist_learns_and_follows_backprop(smoke):
+def test_smoke_mnist_learns_by_feedback_alignment(smoke):
+    """Fixed random top-down weights (the default): the hidden updates come to align with
+    backprop's (0.61 at seed 3) and the output weights with the feedback (0.35), as in
+    feedback alignment (the output weights start at zero, so neither alignment is built in)."""
     m = smoke("dendritic.mnist")
-    assert m["test_accuracy"] > 0.6  # chance is 0.1
-    assert m["alignment_cosine"] > 0.5
+    assert m["test_accuracy"] > 0.6  # chance is 0.1; 0.77 at seed 3
+    assert m["alignment_cosine"] > 0.3
+    assert m["weight_alignment_cosine"] > 0.15
 
 
 def test_mnist_experiment_trains_on_the_configured_data_set(tmp_path):
@@ -441,4 +446,166 @@ def test_mnist_experiment_trains_on_the_configured_data_set(tmp_path):
         out=tmp_path / "run",
     )
     assert result["data"]["name"] == "digits"
-    assert result["metrics"]["test_accuracy"] > 0.6  # chance is 0.1; 0.81 at seed 3
+    assert result["metrics"]["test_accuracy"] > 0.6  # chance is 0.1; 0.83 at seed 3
+
+
+# --- the paper's MNIST protocol: no weight transport, mixing from the conductances ---------
+
+
+def small_mnist_config(**changes):
+    return experiments.MnistConfig(hidden=(40, 30), **changes)
+
+
+def test_mnist_default_topdown_weights_are_fixed_random_not_transported():
+    """Sec. 3.4 of the paper: "a random but self-predicting configuration", trained "despite
+    the asymmetry of forward and top-down weights". The default top-down matrices are
+    unrelated to the transposed forward weights (|cosine| ~ 1/sqrt(n), here < 0.2) and
+    stay fixed while learning; the transposed start is an ablation named for what it is."""
+    cfg = small_mnist_config()
+    assert cfg.topdown_init == "random"
+    net = experiments._mnist_net(cfg, 20, 10, torch.device("cpu"), torch.Generator().manual_seed(0))
+    assert all(float(w.norm()) > 0 for w in net.W_PP_down)
+    for l, w in enumerate(net.W_PP_down):
+        cos = nn.functional.cosine_similarity(w.flatten(), net.W_PP_up[l + 1].T.flatten(), 0)
+        assert abs(float(cos)) < 0.2, l
+        torch.testing.assert_close(net.W_PI[l], -w)  # the self-predicting state
+    start = [w.clone() for w in net.W_PP_down]
+    learner = learners.SweepsClassifier(net, experiments.mixing_factors(cfg), [cfg.lr] * 3)
+    x, y = torch.rand(10, 20), torch.arange(10)
+    for _ in range(3):
+        learner.train_step(x, y)
+    for w, w0 in zip(net.W_PP_down, start, strict=True):
+        torch.testing.assert_close(w, w0, atol=0, rtol=0)
+
+    ablation = small_mnist_config(topdown_init="transpose_weight_transport", output_init_gain=4.0)
+    net = experiments._mnist_net(ablation, 20, 10, torch.device("cpu"))
+    for l, w in enumerate(net.W_PP_down):
+        torch.testing.assert_close(w, net.W_PP_up[l + 1].T)
+
+
+def test_mnist_mixing_factors_come_from_the_conductances():
+    """lambda_I and lambda_A are the conductance ratios of the steady state of Eqs. 1-2,
+    computed here from the config's conductances by hand; a hand-set value is an option."""
+    cfg = small_mnist_config()
+    assert cfg.mixing == "conductances"
+    for g_A, g_som in ((cfg.g_A, cfg.g_som), (0.3, 2.0)):
+        c = small_mnist_config(g_A=g_A, g_som=g_som)
+        lam = experiments.mixing_factors(c)
+        assert lam.interneuron == pytest.approx(g_som / (c.g_lk + c.g_D + g_som), rel=1e-12)
+        assert lam.apical == pytest.approx(g_A / (c.g_lk + c.g_B + g_A), rel=1e-12)
+        assert lam.output == c.lambda_output
+    hand = experiments.mixing_factors(small_mnist_config(mixing="hand_set"))
+    assert (hand.interneuron, hand.apical) == (0.2, 0.5)
+
+
+def test_mnist_run_uses_the_conductance_mixing_factors(tmp_path, monkeypatch):
+    seen = []
+
+    class Recording(learners.SweepsClassifier):
+        def __init__(self, net, lam, *args, **kwargs):
+            seen.append(lam)
+            super().__init__(net, lam, *args, **kwargs)
+
+    monkeypatch.setattr(experiments, "SweepsClassifier", Recording)
+    overrides = {"dataset": "digits", "epochs": "1", "g_A": "0.45", "g_som": "0.3"}
+    exp = registry.get("dendritic.mnist")
+    runner.run(exp, scale="smoke", seed=3, overrides=overrides, out=tmp_path / "run")
+    g_lk, g_B, g_D = 0.1, 1.0, 1.0
+    assert seen[0].interneuron == pytest.approx(0.3 / (g_lk + g_D + 0.3))
+    assert seen[0].apical == pytest.approx(0.45 / (g_lk + g_B + 0.45))
+
+
+def settled_test_net(g):
+    cfg = experiments.MnistConfig(
+        hidden=(30, 20), output_init_gain=4.0, g_A=g.g_A, g_som=g.g_som, noise=0.0
+    )
+    generator = torch.Generator().manual_seed(0)
+    return experiments._mnist_net(cfg, 25, 10, torch.device("cpu"), generator, F64)
+
+
+@pytest.mark.parametrize("g", [Conductances(), Conductances(g_A=1.1, g_som=0.1222)])
+def test_sweeps_approximate_the_settled_steady_state(g):
+    """With the mixing factors from the conductances, the two sweeps recover part of the
+    nudged deviation of the continuous model's fixed point, u_settled - hat v_B: they cut
+    the loop after one pass, so 8-38% (spec table) and 8-66% (dendritic.mnist's
+    conductances) is missed per layer here, the most in the hidden layer below the output.
+    With mixing factors that do not match the conductances they miss 87-100% in the hidden
+    layers."""
+    net = settled_test_net(g)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(16, 25, generator=gen, dtype=F64)
+    u_target = torch.randn(16, 10, generator=gen, dtype=F64) * 2
+    gap = sweeps.settled_gap(net, x, u_target, duration=100.0)
+    assert max(gap) < 0.7 and min(gap) > 0.05, gap  # part of the way, not exact
+
+    settled = copy.deepcopy(net)
+    settled.reset_state(16)
+    settled.run(x, u_target, 100.0, learn=False)
+    lam = MixingFactors.from_conductances(g)
+    wrong = MixingFactors(lam.output, lam.interneuron * 3, lam.apical / 3)
+    state = sweeps.two_sweeps(net, x, u_target, wrong)
+    for l in range(2):  # the hidden layers, where lambda_I and lambda_A act
+        u, v = settled.somatic_potential[l], state.basal[l]
+        miss = float((state.soma[l] - u).norm() / (u - v).norm())
+        assert miss > 0.8 and miss > gap[l] + 0.15, (l, miss, gap[l])
+
+
+def test_sweeps_eqs_9_and_10_match_a_hand_computation():
+    """Eq. 9 (apical inhibition silences the apical compartment) and Eq. 10 (top-down
+    weights predict the soma below) at the two-sweep state of a 5-7-3 circuit, written out
+    by hand from the sweep equations."""
+    net = circuit([5, 7, 3], phi=Transfer("logistic"), bias=True)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(4, 5, generator=gen, dtype=F64)
+    u_t = torch.randn(4, 3, generator=gen, dtype=F64)
+    lam = MixingFactors(output=0.6, interneuron=0.3, apical=0.4)
+    updates, _ = sweeps.sweep_updates(net, x, u_t, lam, plastic_PI=True, plastic_down=True)
+    g, s = net.g, torch.sigmoid
+    c1 = g.g_B / (g.g_lk + g.g_B + g.g_A)
+    c2, cI = g.g_B / (g.g_lk + g.g_B), g.g_D / (g.g_lk + g.g_D)
+    v1 = c1 * (x @ net.W_PP_up[0].T + net.b_PP_up[0])
+    v2 = c2 * (s(v1) @ net.W_PP_up[1].T + net.b_PP_up[1])
+    vI = cI * (s(v1) @ net.W_IP[0].T + net.b_IP[0])
+    u2 = 0.4 * v2 + 0.6 * u_t
+    uI = 0.7 * vI + 0.3 * u2
+    td = s(u2) @ net.W_PP_down[0].T
+    vA = td + s(uI) @ net.W_PI[0].T
+    u1 = v1 + 0.4 * vA
+    torch.testing.assert_close(updates["W_PI.0"], -vA.T @ s(uI), atol=1e-12, rtol=0)
+    expected = (s(u1) - s(td)).T @ s(u2)
+    torch.testing.assert_close(updates["W_PP_down.0"], expected, atol=1e-12, rtol=0)
+    # and they are off unless asked for
+    plain, _ = sweeps.sweep_updates(net, x, u_t, lam)
+    assert "W_PI.0" not in plain and "W_PP_down.0" not in plain
+
+
+@pytest.fixture(scope="module")
+def rows_smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rows") / "run"
+    exp = registry.get("dendritic.mnist_rows")
+    return runner.run(exp, scale="smoke", seed=3, overrides={"dataset": "digits"}, out=out)
+
+
+def test_mnist_rows_run_every_row_against_its_paper_figure(rows_smoke):
+    m, paper = rows_smoke["metrics"], rows_smoke["paper"]
+    for row in experiments.ROWS:
+        assert m[f"test_accuracy_{row}"] > 0.2, row  # chance is 0.1 (digits, 2 epochs)
+        assert paper[f"test_accuracy_{row}"]["protocol"] == "mnist60k"
+    assert paper["test_accuracy_shallow"]["value"] == pytest.approx(0.916)
+
+
+def test_mnist_rows_freeze_what_the_paper_froze(rows_smoke):
+    """frozen_hidden: only the weights between the two hidden layers stay put; shallow:
+    only the output layer learns; learned_topdown: the top-down weights learn (Eq. 10),
+    which stay fixed in every other row."""
+    m = rows_smoke["metrics"]
+    change = {k: v for k, v in m.items() if "_weight_change_" in k}
+    assert change["frozen_hidden_weight_change_W_PP_up1"] == 0
+    assert change["frozen_hidden_weight_change_W_PP_up0"] > 0.01
+    assert change["shallow_weight_change_W_PP_up0"] == change["shallow_weight_change_W_PP_up1"] == 0
+    assert change["shallow_weight_change_W_PP_up2"] > 0.01
+    for l in range(3):
+        assert change[f"microcircuit_weight_change_W_PP_up{l}"] > 0.01
+    assert change["learned_topdown_weight_change_W_PP_down0"] > 1e-4  # slowly (lr_down 1e-4)
+    for row in ("microcircuit", "frozen_hidden", "shallow"):
+        assert change[f"{row}_weight_change_W_PP_down0"] == 0

@@ -8,7 +8,8 @@ time, learning with local dendritic plasticity that approximates backprop.
 * :mod:`.sweeps`: the paper's simplified two-sweep MNIST dynamics (``mode="sweeps"``).
 * :mod:`.learners`: both modes as classifiers for :func:`creditlab.train.fit`.
 * :mod:`.experiments`: ``dendritic.self_predicting``, ``dendritic.teacher``,
-  ``dendritic.mnist``.
+  ``dendritic.mnist`` (the microcircuit against backprop, fixed random top-down weights as
+  in the paper) and ``dendritic.mnist_rows`` (every row of the paper's MNIST comparison).
 """
 
 from creditlab.methods.dendritic.learners import ContinuousClassifier, SweepsClassifier

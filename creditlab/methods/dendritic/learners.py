@@ -97,6 +97,10 @@ class SweepsClassifier(_Classifier):
     self-predicting weights are set after every step): an ablation that measures what
     imperfect interneuron tracking costs.
 
+    ``lr_PI`` and ``lr_down`` (0: fixed, the paper's 784-500-500-10 run) make the
+    interneuron-to-pyramidal weights learn by Eq. 9 and the top-down weights by Eq. 10 (the
+    paper's 784-1000-10 run). A layer whose ``lr`` is 0 is frozen (the comparison rows).
+
     Every ``monitor_every`` steps ``monitor(step)`` is called (to log :meth:`diagnostics`).
     """
 
@@ -111,6 +115,8 @@ class SweepsClassifier(_Classifier):
         total_steps: int = 0,
         interneurons: str = "plastic",
         interneuron_lr_factor: float = 1.0,
+        lr_PI: float = 0.0,
+        lr_down: float = 0.0,
         target_rates: tuple[float, float] = (0.1, 0.8),
         n_classes: int = 10,
         monitor: Monitor | None = None,
@@ -135,6 +141,11 @@ class SweepsClassifier(_Classifier):
         for l, rate in enumerate([] if self.ideal else lr_IP):
             names = [f"W_IP.{l}"] + ([f"b_IP.{l}"] if net.bias else [])
             groups.append({"params": [w[n] for n in names], "lr": float(rate), "names": names})
+        self.plastic_PI, self.plastic_down = lr_PI > 0, lr_down > 0
+        for kind, rate in (("W_PI", lr_PI), ("W_PP_down", lr_down)):
+            for l in range(net.n_layers - 1) if rate > 0 else ():
+                names = [f"{kind}.{l}"]
+                groups.append({"params": [w[names[0]]], "lr": float(rate), "names": names})
         self.optimizer = make_optimizer(groups, optimizer, lr[0], momentum)
         self.schedule = (
             torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=total_steps)
@@ -147,7 +158,14 @@ class SweepsClassifier(_Classifier):
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         start = time.perf_counter()
         x = x.to(self.net.dtype).flatten(1)
-        updates, state = sweep_updates(self.net, x, self.target_voltage(y), self.lam)
+        updates, state = sweep_updates(
+            self.net,
+            x,
+            self.target_voltage(y),
+            self.lam,
+            plastic_PI=self.plastic_PI,
+            plastic_down=self.plastic_down,
+        )
         for group in self.optimizer.param_groups:  # the rule's update, as a descent step
             for name, param in zip(group["names"], group["params"], strict=True):
                 param.grad = updates[name].div_(-len(x))
