@@ -177,6 +177,26 @@ def _set_rng_states(states: Mapping[str, Any], rng: np.random.Generator) -> None
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def with_config_threads(fn: Callable[[Any, RunContext], dict[str, float]]) -> Callable:
+    """Decorate an experiment to run with ``cfg.threads`` torch CPU threads (0: leave the
+    setting alone), noted in the result, and restore the setting afterwards."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(cfg: Any, ctx: RunContext) -> dict[str, float]:
+        if cfg.threads <= 0:
+            return fn(cfg, ctx)
+        before = torch.get_num_threads()
+        torch.set_num_threads(cfg.threads)
+        ctx.note(f"Ran with {cfg.threads} torch CPU thread(s) (setting threads).")
+        try:
+            return fn(cfg, ctx)
+        finally:
+            torch.set_num_threads(before)
+
+    return run
+
+
 def seed_everything(seed: int) -> None:
     """Seed every generator once, at the top of a run (CleanRL's habit)."""
     random.seed(seed)

@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -49,7 +47,7 @@ from creditlab.methods.dendritic.sweeps import MixingFactors
 from creditlab.models import mlp
 from creditlab.registry import experiment
 from creditlab.report.plots import line_plot, read_metrics
-from creditlab.runner import RunContext
+from creditlab.runner import RunContext, with_config_threads
 from creditlab.train import BackpropClassifier, DataConfig, fit, load_split, make_optimizer
 
 PAPER = (
@@ -101,24 +99,6 @@ class DynamicsConfig:
 
     def conductances(self) -> Conductances:
         return Conductances(self.g_lk, self.g_B, self.g_A, self.g_D, self.g_som)
-
-
-def _threads(fn: Callable[[Any, RunContext], dict[str, float]]) -> Callable:
-    """Run the experiment with ``cfg.threads`` torch CPU threads, then restore the setting."""
-
-    @functools.wraps(fn)
-    def run(cfg: DynamicsConfig, ctx: RunContext) -> dict[str, float]:
-        if cfg.threads <= 0:
-            return fn(cfg, ctx)
-        before = torch.get_num_threads()
-        torch.set_num_threads(cfg.threads)
-        ctx.note(f"Ran with {cfg.threads} torch CPU thread(s) (setting threads).")
-        try:
-            return fn(cfg, ctx)
-        finally:
-            torch.set_num_threads(before)
-
-    return run
 
 
 def _circuit(cfg: DynamicsConfig, sizes: list[int], phi: Transfer, **kwargs: Any) -> Microcircuit:
@@ -203,7 +183,7 @@ class SelfPredictingConfig(DynamicsConfig):
     },
     demo=True,
 )
-@_threads
+@with_config_threads
 def self_predicting(cfg: SelfPredictingConfig, ctx: RunContext) -> dict[str, float]:
     """Learning the self-predicting state: interneurons silence the apical dendrites."""
     _quick_note(cfg, ctx)
@@ -328,7 +308,7 @@ class TeacherConfig(DynamicsConfig):
     },
     demo=True,
 )
-@_threads
+@with_config_threads
 def teacher(cfg: TeacherConfig, ctx: RunContext) -> dict[str, float]:
     """Teacher-student regression in continuous time: microcircuit vs shallow learner."""
     _quick_note(cfg, ctx, extra=("topdown_scale",))
@@ -924,7 +904,7 @@ def _weight_alignment(micro: dict[str, Any]) -> dict[str, float]:
     },
     demo=True,
 )
-@_threads
+@with_config_threads
 def mnist(cfg: MnistConfig, ctx: RunContext) -> dict[str, float]:
     """784-500-500-10 microcircuit on MNIST or cfg.dataset (two-sweep mode) vs backprop."""
     done = _run_rows(
@@ -975,7 +955,7 @@ def mnist(cfg: MnistConfig, ctx: RunContext) -> dict[str, float]:
         "test_accuracy_backprop": (0.9847, f"{SEC_34}: backprop 1.53%", "mnist60k"),
     },
 )
-@_threads
+@with_config_threads
 def mnist_rows(cfg: MnistRowsConfig, ctx: RunContext) -> dict[str, float]:
     """The paper's MNIST comparison (Sec. 3.4), one row each, beside the paper's figures.
 

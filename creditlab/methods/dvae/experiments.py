@@ -23,9 +23,7 @@ be retrieved here (spec), so no paper figure is declared; the claim tested is th
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -40,7 +38,7 @@ from creditlab.methods.dvae.rbm import enumerable
 from creditlab.methods.dvae.relax import Relaxation
 from creditlab.registry import experiment
 from creditlab.report.plots import line_plot
-from creditlab.runner import RunContext
+from creditlab.runner import RunContext, with_config_threads
 from creditlab.train import epoch_order
 
 PAPER = (
@@ -150,22 +148,6 @@ def kl_weight(t: int, cfg: BmnistConfig) -> float:
     return min(1.0, t / (cfg.kl_warmup * cfg.iterations))
 
 
-def _threads(fn: Callable[[Any, RunContext], dict[str, float]]) -> Callable:
-    @functools.wraps(fn)
-    def run(cfg: BmnistConfig, ctx: RunContext) -> dict[str, float]:
-        if cfg.threads <= 0:
-            return fn(cfg, ctx)
-        before = torch.get_num_threads()
-        torch.set_num_threads(cfg.threads)
-        ctx.note(f"Ran with {cfg.threads} torch CPU thread(s) (setting threads).")
-        try:
-            return fn(cfg, ctx)
-        finally:
-            torch.set_num_threads(before)
-
-    return run
-
-
 def _check(cfg: BmnistConfig) -> None:
     if len(cfg.latents) != 2 or min(cfg.latents) < 1:
         raise UserError(f"latents must be two positive sizes (n1, n2), got {cfg.latents}")
@@ -212,7 +194,7 @@ def _check(cfg: BmnistConfig) -> None:
     },
     demo=True,
 )
-@_threads
+@with_config_threads
 def bmnist(cfg: BmnistConfig, ctx: RunContext) -> dict[str, float]:
     """Discrete VAE on binarized MNIST: RBM posterior vs factorial and directed posteriors."""
     _check(cfg)
