@@ -746,17 +746,7 @@ def _train_microcircuit(
         )
     start_weights = {k: w.clone() for k, w in net.weights().items()}
     tic = time.perf_counter()
-    metrics = fit(
-        stage,
-        learner,
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-    )
-    metrics["train_seconds"] = time.perf_counter() - tic
+    metrics = _timed_fit(cfg, stage, learner, split, tic)
     if cfg.mode == "sweeps":
         metrics |= {
             k: v
@@ -769,6 +759,16 @@ def _train_microcircuit(
             w0 = start_weights[name]
             change = (w - w0).norm() / torch.maximum(w.norm(), w0.norm()).clamp_min(1e-12)
             metrics["weight_change_" + name.replace(".", "")] = float(change)
+    return metrics
+
+
+def _timed_fit(
+    cfg: MnistConfig, stage: _Stage, learner: Any, split: tuple, tic: float
+) -> dict[str, Any]:
+    """Train ``learner`` on ``split`` with the config's epochs and minibatches; adds
+    ``train_seconds`` since ``tic``. Every row trains through this one call."""
+    metrics = fit(stage, learner, *split, epochs=cfg.epochs, batch_size=cfg.batch_size)
+    metrics["train_seconds"] = time.perf_counter() - tic
     return metrics
 
 
@@ -788,17 +788,7 @@ def _train_backprop(
     )
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     learner = BackpropClassifier(model, optimizer, schedule)
-    metrics = fit(
-        stage,
-        learner,
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-    )
-    metrics["train_seconds"] = time.perf_counter() - tic
+    metrics = _timed_fit(cfg, stage, learner, split, tic)
     return metrics
 
 
