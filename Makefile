@@ -37,6 +37,7 @@ demo: $(STAMP)
 	$(BIN)/creditlab demo
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:

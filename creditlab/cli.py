@@ -1,4 +1,4 @@
-"""The ``creditlab`` command line: list, run, report, data, demo, explain.
+"""The ``creditlab`` command line: list, run, tune, report, data, demo, explain.
 
 Every failure a user can cause prints one line and exits 2; a run whose loss becomes NaN
 or inf exits 3 with its checkpoint kept; an interrupted run exits 130 and says how to
@@ -60,6 +60,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu (default) or cuda")
     p.add_argument("--resume", type=Path, metavar="DIR", help="finish an interrupted run")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("tune", help="choose a setting: a grid, each point on tuning seeds")
+    p.add_argument("name", help="experiment name (see `creditlab list`)")
+    p.add_argument(
+        "--grid",
+        action="append",
+        required=True,
+        metavar="KEY=V1,V2,..",
+        help="values to try for a config field (repeatable: the product of all, or see --zip)",
+    )
+    p.add_argument(
+        "--metric",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help="result metric to choose by (repeatable: the best point of each is printed)",
+    )
+    p.add_argument("--zip", action="store_true", help="pair the --grid lists by position")
+    p.add_argument("--minimize", action="store_true", help="smaller is better (default: larger)")
+    p.add_argument(
+        "--seeds", default="100-104", metavar="A-B|A,B,..", help="tuning seeds, all >= 100"
+    )
+    p.add_argument("--scale", default=registry.DEFAULT_SCALE, help="smoke | quick | paper")
+    p.add_argument(
+        "--set", dest="overrides", action="append", metavar="KEY=VALUE", help="fixed settings"
+    )
+    p.add_argument("--out", type=Path, help="the tuning folder (again, to resume it)")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="root of run folders")
+    p.add_argument("--device", default=None, help="cpu (default) or cuda")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("report", help="one HTML page of the latest runs")
     p.add_argument("runs_dir", nargs="?", type=Path, default=Path("runs"))
@@ -151,6 +181,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = args.out or runner.default_run_dir(args.runs, exp.name, args.seed)
         result = runner.run(exp, seed=args.seed, out=out, **common)
     _print_result(result, out)
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from creditlab import seeds, tuning
+
+    table = tuning.tune(
+        registry.get(args.name),
+        tuning.parse_grid(args.grid, zipped=args.zip),
+        args.metric,
+        seeds=seeds.parse_seeds(args.seeds),
+        scale=args.scale,
+        overrides=registry.parse_set_args(args.overrides),
+        minimize=args.minimize,
+        out=args.out,
+        runs_root=args.runs,
+        device=args.device or "cpu",
+    )
+    print("\n".join(tuning.format_table(table)))
     return 0
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from creditlab import __version__
 from creditlab.report.plots import _is_number, plot_learning_curves, read_metrics
+from creditlab.tuning import TUNE_FILE
 
 # Words in a metric's name that say which direction is better; anything else gets no verdict.
 HIGHER_IS_BETTER = ("accuracy", "_acc", "per_second", "alignment", "cosine")
@@ -101,16 +102,25 @@ class Run:
 
 def find_runs(runs_dir: Path) -> list[Run]:
     """Every run folder below ``runs_dir`` (holding a result.json or config.json), and every
-    multi-seed folder (holding a seeds.json; its result is the aggregate.json)."""
+    multi-seed folder (holding a seeds.json; its result is the aggregate.json). Runs inside a
+    tuning folder (`creditlab tune`, on tuning seeds) are left out: they choose settings and
+    are never reported."""
     runs_dir = Path(runs_dir)
+    tuning = {p.parent for p in runs_dir.rglob(TUNE_FILE)}
+
+    def reported(folder: Path) -> bool:
+        return not tuning.intersection(folder.parents)
+
     folders = {p.parent for name in ("result.json", "config.json") for p in runs_dir.rglob(name)}
     runs = [
         Run(f, _load_json(f / "config.json") or {}, _load_json(f / "result.json"))
         for f in sorted(folders)
+        if reported(f)
     ]
     runs += [
         Run(p.parent, _load_json(p) or {}, _load_json(p.parent / "aggregate.json"))
         for p in sorted(runs_dir.rglob("seeds.json"))
+        if reported(p.parent)
     ]
     return runs
 
