@@ -145,17 +145,15 @@ def sweeps_mnist(batch: int, steps: int, device: str, threads: int) -> dict:
     import torch
 
     from creditlab import data
-    from creditlab.methods.dendritic.experiments import MnistConfig, _mnist_net
+    from creditlab.methods.dendritic.experiments import MnistConfig, _mnist_net, mixing_factors
     from creditlab.methods.dendritic.learners import SweepsClassifier
-    from creditlab.methods.dendritic.sweeps import MixingFactors
 
     _setup(device, threads)
     ds = data.load("mnist")
     x, y = ds.x_train.to(device), ds.y_train.to(device)
     cfg = MnistConfig()
     net = _mnist_net(cfg, 784, 10, torch.device(device))
-    lam = MixingFactors(cfg.lambda_output, cfg.lambda_interneuron, cfg.lambda_apical)
-    learner = SweepsClassifier(net, lam, [cfg.lr] * 3, momentum=cfg.momentum)
+    learner = SweepsClassifier(net, mixing_factors(cfg), [cfg.lr] * 3, momentum=cfg.momentum)
     return _time_steps(learner.train_step, x, y, batch, steps, device)
 
 

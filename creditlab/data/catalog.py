@@ -42,6 +42,9 @@ class DatasetSpec:
     """Public base URLs tried in order by `fetch`, serving each file under its
     ``source_name`` if set, else its ``name``; a ``--mirror`` always serves ``name``."""
     protocols: tuple[str, ...] = ()
+    optional: bool = False
+    """True for a large data set only some experiments read (N-MNIST): `creditlab data verify`
+    without a name skips it while none of its files is present."""
 
 
 # md5 of scikit-learn's bundled digits.csv.gz (unchanged for many releases; checked with 1.9.1),
@@ -74,6 +77,11 @@ FASHION_MNIST_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws
 # That the .amat pixels equal the .mat copies' (same published splits) could not be checked
 # offline; were it false, fetch would stop with a checksum error, never accept other data.
 BINARIZED_MNIST_AMAT_SOURCE = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/"
+
+# N-MNIST (Orchard et al. 2015): the official archives on Mendeley Data, where tonic downloads them
+# (tonic.datasets.NMNIST, same md5s); that host names each file by an id, hence source_name.
+# Read by creditlab.data.nmnist (not by `load`): event recordings, binned into spike frames.
+NMNIST_MIRRORS = ("https://data.mendeley.com/public-files/datasets/468j46mzdv/files/",)
 
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
@@ -163,6 +171,26 @@ DATASETS: dict[str, DatasetSpec] = {
             ),
             mirrors=(BINARIZED_MNIST_AMAT_SOURCE,),
             protocols=("binarized_mnist",),
+        ),
+        DatasetSpec(
+            name="nmnist",
+            description="N-MNIST event recordings, 60k train / 10k test (official zip archives)",
+            kind="files",
+            files=(
+                DataFile(
+                    "train.zip",
+                    "20959b8e626244a1b502305a9e6e2031",
+                    source_name="39c25547-014b-4137-a934-9d29fa53c7a0/file_downloaded",
+                ),
+                DataFile(
+                    "test.zip",
+                    "69ca8762b2fe404d9b9bad1103e97832",
+                    source_name="05a4d654-7e03-4c15-bdfa-9bb2bcbea494/file_downloaded",
+                ),
+            ),
+            mirrors=NMNIST_MIRRORS,
+            protocols=("nmnist",),
+            optional=True,
         ),
     )
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from creditlab.data import nmnist
 from creditlab.data.catalog import DATASETS, DatasetSpec
 from creditlab.data.loaders import (
     digits_csv_path,
@@ -18,7 +19,7 @@ from creditlab.data.loaders import (
     mnist_protocol,
     verify,
 )
-from creditlab.data.store import ENV_VAR, find_folder
+from creditlab.data.store import ENV_VAR, data_roots, find_folder
 from creditlab.errors import UserError
 
 
@@ -67,6 +68,8 @@ def status(spec: DatasetSpec) -> str:
     if spec.kind == "generated":
         cached = next((p for p in mnist1d_cache_paths() if p.is_file()), None)
         return f"generated: cached at {cached}" if cached else "generated: on first use"
+    if spec.name == "nmnist":  # an archive or its unpacked folder per split
+        return nmnist.status()
     folder = find_folder(spec)
     if folder is None:
         return f"missing: run `creditlab data fetch {spec.name}`"
@@ -93,12 +96,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
     names = [args.name] if getattr(args, "name", None) else list(DATASETS)
     bad = 0
     for name in names:
+        if not getattr(args, "name", None) and _absent_optional(DATASETS[name]):
+            fix = f"optional; add it with `creditlab data fetch {name}`"
+            print(f"{'ABSENT':7}  {name:15}  {'':26}  {fix}")
+            continue
         for item, ok, message in verify(name):
             label = "OK" if ok else "MISSING" if message.startswith("missing") else "BAD"
             bad += not ok
             print(f"{label:7}  {name:15}  {item:26}  {message}")
     print("all data intact" if not bad else f"{bad} file(s) bad or missing")
     return 0 if not bad else 2
+
+
+def _absent_optional(spec: DatasetSpec) -> bool:
+    """Optional, and none of its files in any root: `data verify` without a name skips it."""
+    if not spec.optional:
+        return False
+    return not any((r / spec.name / f.name).is_file() for r in data_roots() for f in spec.files)
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:

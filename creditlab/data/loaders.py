@@ -426,7 +426,10 @@ def load(name: str) -> Dataset:
 
     Missing or corrupt files raise a one-line `UserError` saying how to fix it.
     """
-    return _LOADERS[spec_of(name).name]()
+    spec = spec_of(name)
+    if spec.name not in _LOADERS:  # nmnist: event recordings, read by creditlab.data.nmnist
+        raise UserError(f"'{name}' is read by creditlab.data.{name}, not by load()")
+    return _LOADERS[spec.name]()
 
 
 def verify(name: str) -> list[tuple[str, bool, str]]:
