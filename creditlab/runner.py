@@ -20,6 +20,7 @@ random generators and the metric stream, so the finished run equals an uninterru
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import math
@@ -154,6 +155,60 @@ class RunContext:
             raise KeyboardInterrupt
         self._stop_requested = True
         print("\nstopping at the next step boundary (Ctrl-C again to stop now)", file=sys.stderr)
+
+
+class StageContext:
+    """The run context as one part of a run sees it: one of several trainings, rows or seeds
+    trained one after another inside one experiment. Its checkpoints carry the finished parts'
+    results (``done``) beside its own state, ``resume()`` returns its own state only (None
+    when the checkpoint belongs to another part), and each logged row gets a metric-name
+    ``prefix``, a ``step_offset`` and fixed ``tags``. A part with a ``seed`` of its own (one
+    seed of several inside a run) has it as ``.seed`` and tags its rows with it. Everything
+    else is the run's context; :func:`finished_stages` reads ``done`` back when a run resumes."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        stage: str | int,
+        done: Any,
+        *,
+        prefix: str = "",
+        step_offset: int = 0,
+        seed: int | None = None,
+        **tags: Any,
+    ):
+        self._ctx, self.stage, self.done = ctx, stage, done
+        self._prefix, self._offset, self._tags = prefix, step_offset, tags
+        if seed is not None:
+            self.seed = seed
+            self._tags = {"seed": seed, **tags}
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._ctx, attr)
+
+    def _wrap(self, state: Any) -> dict[str, Any]:
+        return {"stage": self.stage, "state": state, "done": copy.copy(self.done)}
+
+    def resume(self) -> Any:
+        saved = self._ctx.resume()
+        return saved["state"] if saved is not None and saved["stage"] == self.stage else None
+
+    def checkpoint(self, state: Any) -> None:
+        self._ctx.checkpoint(self._wrap(state))
+
+    def boundary(self, state_fn: Callable[[], Any]) -> None:
+        self._ctx.boundary(lambda: self._wrap(state_fn()))
+
+    def log(self, step: int, **metrics: float) -> None:
+        named = {self._prefix + k: v for k, v in metrics.items()}
+        self._ctx.log(self._offset + step, **self._tags, **named)
+
+
+def finished_stages(ctx: RunContext, empty: Any = None) -> Any:
+    """The ``done`` results a resumed run's :class:`StageContext` checkpoint carries (a copy),
+    or ``empty`` for a fresh run."""
+    saved = ctx.resume()
+    return copy.copy(saved["done"]) if saved is not None else empty
 
 
 def _rng_states(rng: np.random.Generator) -> dict[str, Any]:

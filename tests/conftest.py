@@ -153,3 +153,42 @@ def http_mirror(tmp_path: Path):
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def reproducible(metrics: dict) -> dict:
+    """The metrics a rerun must reproduce bitwise: all but the timing ones."""
+    from creditlab import registry
+
+    return {k: v for k, v in metrics.items() if not registry.is_timing_metric(k)}
+
+
+@pytest.fixture
+def check_resumes_exactly(monkeypatch, tmp_path):
+    """``check_resumes_exactly(exp, stop_after, reference, reference_dir, **run_kwargs)``:
+    runs ``exp`` (``runner.run(exp, **run_kwargs)``) into ``tmp_path / "cut"``, requesting a stop at
+    its ``stop_after``-th step boundary as Ctrl-C would; checks that it stops there with
+    `runner.Interrupted`, resumes it from the checkpoint and checks the same metrics and the
+    same metric stream as the unbroken ``reference`` run in ``reference_dir``."""
+    from creditlab import runner
+
+    def check(exp, stop_after: int, reference: dict, reference_dir: Path, **run_kwargs) -> None:
+        calls = {"n": 0}
+        original = runner.RunContext.boundary
+
+        def stop(self, state_fn):
+            calls["n"] += 1
+            if calls["n"] == stop_after:
+                self._stop_requested = True
+            return original(self, state_fn)
+
+        cut = tmp_path / "cut"
+        monkeypatch.setattr(runner.RunContext, "boundary", stop)
+        with pytest.raises(runner.Interrupted):
+            runner.run(exp, out=cut, **run_kwargs)
+        monkeypatch.setattr(runner.RunContext, "boundary", original)
+        assert calls["n"] == stop_after
+        resumed = runner.resume(cut)
+        assert reproducible(resumed["metrics"]) == reproducible(reference["metrics"])
+        assert (cut / "metrics.jsonl").read_text() == (reference_dir / "metrics.jsonl").read_text()
+
+    return check

@@ -822,32 +822,13 @@ def test_coagents_learn_acrobot(tmp_path):
     "name, stop_after",
     [("coagent.cartpole", 120), ("coagent.option_critic", 1000), ("coagent.gradient_check", 2)],
 )
-def test_an_interrupted_run_resumes_exactly(name, stop_after, smoke_runs, tmp_path, monkeypatch):
+def test_an_interrupted_run_resumes_exactly(name, stop_after, smoke_runs, check_resumes_exactly):
     """Stopped at a step boundary (cartpole: in the backprop phase; Four Rooms: in the second
     method), resumed from the checkpoint: the same metrics and metric stream."""
     reference, reference_dir = smoke_runs[name]
-    calls = {"n": 0}
-    original = runner.RunContext.boundary
-
-    def stop_at(self, state_fn):
-        calls["n"] += 1
-        if calls["n"] == stop_after:
-            self._stop_requested = True
-        return original(self, state_fn)
-
-    monkeypatch.setattr(runner.RunContext, "boundary", stop_at)
-    with pytest.raises(runner.Interrupted):
-        runner.run(registry.get(name), scale="smoke", seed=3, out=tmp_path / "cut")
-    assert calls["n"] == stop_after
-    monkeypatch.setattr(runner.RunContext, "boundary", original)
-    resumed = runner.resume(tmp_path / "cut")
-
-    def reproducible(metrics):
-        return {k: v for k, v in metrics.items() if not registry.is_timing_metric(k)}
-
-    assert reproducible(resumed["metrics"]) == reproducible(reference["metrics"])
-    text = (tmp_path / "cut" / "metrics.jsonl").read_text()
-    assert text == (reference_dir / "metrics.jsonl").read_text()
+    check_resumes_exactly(
+        registry.get(name), stop_after, reference, reference_dir, scale="smoke", seed=3
+    )
 
 
 # --- the asynchronous critic: v(S_t, U_{t-1}) ----------------------------------------------------

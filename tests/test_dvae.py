@@ -528,33 +528,13 @@ TINY = {
 }
 
 
-def test_an_interrupted_run_resumes_exactly(fake_data, tmp_path, monkeypatch):
+def test_an_interrupted_run_resumes_exactly(fake_data, tmp_path, check_resumes_exactly):
     """Stopped at a step boundary between two validations, resumed: the same metrics and the
     same metric stream as an unbroken run (on a small generated data set)."""
     fake_data("binarized_mnist")
     exp = registry.get("dvae.bmnist")
     reference = runner.run(exp, scale="smoke", overrides=TINY, out=tmp_path / "ref")
-    calls = {"n": 0}
-    original = runner.RunContext.boundary
-
-    def stop_at(self, state_fn):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            self._stop_requested = True
-        return original(self, state_fn)
-
-    monkeypatch.setattr(runner.RunContext, "boundary", stop_at)
-    with pytest.raises(runner.Interrupted):
-        runner.run(exp, scale="smoke", overrides=TINY, out=tmp_path / "cut")
-    monkeypatch.setattr(runner.RunContext, "boundary", original)
-    resumed = runner.resume(tmp_path / "cut")
-
-    def reproducible(metrics):
-        return {k: v for k, v in metrics.items() if not registry.is_timing_metric(k)}
-
-    assert reproducible(resumed["metrics"]) == reproducible(reference["metrics"])
-    text = (tmp_path / "cut" / "metrics.jsonl").read_text()
-    assert text == (tmp_path / "ref" / "metrics.jsonl").read_text()
+    check_resumes_exactly(exp, 4, reference, tmp_path / "ref", scale="smoke", overrides=TINY)
 
 
 def test_sizes_beyond_enumeration_use_ais_everywhere(fake_data, tmp_path):

@@ -47,7 +47,7 @@ from creditlab.methods.dendritic.sweeps import MixingFactors
 from creditlab.models import mlp
 from creditlab.registry import experiment
 from creditlab.report.plots import line_plot, read_metrics
-from creditlab.runner import RunContext, with_config_threads
+from creditlab.runner import RunContext, StageContext, finished_stages, with_config_threads
 from creditlab.train import BackpropClassifier, DataConfig, fit, load_split, make_optimizer
 
 PAPER = (
@@ -655,30 +655,6 @@ def _backprop_twin(cfg: MnistConfig, n_in: int, n_classes: int, ctx: RunContext)
     return model
 
 
-class _Stage:
-    """The run context seen by one of several :func:`fit` calls in a run: its checkpoints
-    carry the finished stages' results, and its metric names get a prefix."""
-
-    def __init__(self, ctx: RunContext, name: str, done: dict[str, Any], prefix: str = ""):
-        self._ctx, self._name, self._done, self._prefix = ctx, name, done, prefix
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._ctx, attr)
-
-    def resume(self) -> Any:
-        saved = self._ctx.resume()
-        return saved["state"] if saved is not None and saved["stage"] == self._name else None
-
-    def checkpoint(self, state: Any) -> None:
-        self._ctx.checkpoint({"stage": self._name, "state": state, "done": self._done})
-
-    def boundary(self, state_fn: Any) -> None:
-        self._ctx.boundary(lambda: {"stage": self._name, "state": state_fn(), "done": self._done})
-
-    def log(self, step: int, **metrics: float) -> None:
-        self._ctx.log(step, **{self._prefix + k: v for k, v in metrics.items()})
-
-
 def _row_config(cfg: MnistConfig, row: str) -> MnistConfig:
     """The settings of one row: the learned-top-down row is the paper's 784-1000-10."""
     if row == "learned_topdown":
@@ -701,7 +677,7 @@ def _row_learning_rates(cfg: MnistConfig, row: str, n_layers: int) -> list[float
 
 
 def _train_microcircuit(
-    cfg: MnistConfig, row: str, ctx: RunContext, stage: _Stage, split: tuple, n_classes: int
+    cfg: MnistConfig, row: str, ctx: RunContext, stage: StageContext, split: tuple, n_classes: int
 ) -> dict[str, Any]:
     """One microcircuit row (sweeps or continuous mode) on the split; its final metrics."""
     x_train, y_train, x_test, y_test = split
@@ -763,7 +739,7 @@ def _train_microcircuit(
 
 
 def _timed_fit(
-    cfg: MnistConfig, stage: _Stage, learner: Any, split: tuple, tic: float
+    cfg: MnistConfig, stage: StageContext, learner: Any, split: tuple, tic: float
 ) -> dict[str, Any]:
     """Train ``learner`` on ``split`` with the config's epochs and minibatches; adds
     ``train_seconds`` since ``tic``. Every row trains through this one call."""
@@ -773,7 +749,7 @@ def _timed_fit(
 
 
 def _train_backprop(
-    cfg: MnistConfig, ctx: RunContext, stage: _Stage, split: tuple, n_classes: int
+    cfg: MnistConfig, ctx: RunContext, stage: StageContext, split: tuple, n_classes: int
 ) -> dict[str, Any]:
     """The backprop MLP twin: same start, split, epochs, minibatches and optimiser."""
     x_train, y_train, x_test, y_test = split
@@ -811,8 +787,7 @@ def _run_rows(
             f"Evaluated on the last {cfg.holdout} training examples (held out, not trained "
             "on), not the test set: every test_accuracy here is a holdout accuracy."
         )
-    saved = ctx.resume()
-    done: dict[str, Any] = saved["done"] if saved is not None else {}
+    done: dict[str, Any] = finished_stages(ctx, {})
     if "backprop" in rows:
         ctx.note(
             "The backprop baseline starts from the same function (the microcircuit's initial "
@@ -822,7 +797,7 @@ def _run_rows(
     for row in rows:
         if row in done:
             continue
-        stage = _Stage(ctx, row, done, prefixes[row])
+        stage = StageContext(ctx, row, done, prefix=prefixes[row])
         if row == "backprop":
             done[row] = _train_backprop(cfg, ctx, stage, split, ds.n_classes)
         else:

@@ -31,7 +31,7 @@ from creditlab.diagnostics.relu import ReluMonitor, too_dead
 from creditlab.errors import UserError
 from creditlab.registry import experiment
 from creditlab.report.plots import DPI, line_plot
-from creditlab.runner import RunContext
+from creditlab.runner import RunContext, StageContext, finished_stages
 from creditlab.train import (
     BackpropClassifier,
     TrainingConfig,
@@ -335,38 +335,6 @@ class TwinLearner:
             monitor.detach()
 
 
-class SeedContext:
-    """The run's :class:`RunContext` as one seed of a multi-seed experiment sees it (boilerplate):
-    ``seed`` is this seed; checkpoints carry the finished seeds' results and this seed's index,
-    and ``resume()`` returns this seed's own state only; logged rows are tagged with the seed
-    and their steps continue after the earlier seeds' (``offset``), so metrics.jsonl reads as
-    the seeds one after another. Everything else is the run's context."""
-
-    def __init__(self, ctx: RunContext, index: int, done: list[dict[str, Any]]):
-        self._ctx, self.index, self.done = ctx, index, done
-        self.seed = ctx.seed + index
-        self.offset = sum(result["steps"] for result in done)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._ctx, name)
-
-    def _wrap(self, state: Any) -> dict[str, Any]:
-        return {"seed_index": self.index, "done": list(self.done), "state": state}
-
-    def resume(self) -> Any:
-        state = self._ctx.resume()
-        return state["state"] if state is not None and state["seed_index"] == self.index else None
-
-    def checkpoint(self, state: Any) -> None:
-        self._ctx.checkpoint(self._wrap(state))
-
-    def boundary(self, state_fn: Any) -> None:
-        self._ctx.boundary(lambda: self._wrap(state_fn()))
-
-    def log(self, step: int, **metrics: float) -> None:
-        self._ctx.log(self.offset + step, seed=self.seed, **metrics)
-
-
 @torch.no_grad()
 def layer_liveness(
     model: nn.Module, x: torch.Tensor, threshold: float, warn: bool, batch_size: int = 500
@@ -386,7 +354,7 @@ def layer_liveness(
 
 
 def train_twins(
-    cfg: LayersConfig, ctx: SeedContext, spec: dict[str, Any], split: tuple
+    cfg: LayersConfig, ctx: StageContext, spec: dict[str, Any], split: tuple
 ) -> dict[str, Any]:
     """One seed: build the twin nets from ``ctx.seed``, measure them at init, train them on
     the same minibatches until both plateau (or ``cfg.epochs``), and measure them again."""
@@ -621,10 +589,13 @@ def relu_layers(cfg: LayersConfig, ctx: RunContext) -> dict[str, float]:
         "mean": x_train.mean().item(),
         "std": x_train.std().item(),
     }
-    state = ctx.resume()
-    done: list[dict[str, Any]] = list(state["done"]) if state is not None else []
+    done: list[dict[str, Any]] = finished_stages(ctx, [])
     for index in range(len(done), cfg.seeds):
-        done.append(train_twins(cfg, SeedContext(ctx, index, done), spec, split))
+        # seed by seed; steps continue after the earlier seeds', so metrics.jsonl reads as
+        # the seeds one after another
+        offset = sum(result["steps"] for result in done)
+        seed_ctx = StageContext(ctx, index, done, step_offset=offset, seed=ctx.seed + index)
+        done.append(train_twins(cfg, seed_ctx, spec, split))
 
     nets = ("plain", "residual")
     trained = {net: np.array([r["trained"][net][0] for r in done]) for net in nets}
