@@ -77,11 +77,13 @@ class RunContext:
         self._boundaries_seen = 0
         self._last_checkpoint = time.monotonic()
         self._metrics = open(out / "metrics.jsonl", "a", encoding="utf-8")
+        self.threads_seen: set[int] = set()  # torch CPU threads while the run logged
 
     # --- metrics -------------------------------------------------------------------------
     def log(self, step: int, **metrics: float) -> None:
         """Append ``{"step": step, **metrics}`` to metrics.jsonl; NaN or inf stops the run."""
         row = {"step": int(step)}
+        self.threads_seen.add(torch.get_num_threads())
         for name, value in metrics.items():
             value = float(value)
             if not math.isfinite(value):
@@ -385,7 +387,7 @@ def _execute(
         "wall_seconds": round(wall, 3),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
         "versions": versions(),
-        "machine": machine(device),
+        "machine": machine(device, ctx.threads_seen),
         "git_commit": git_commit(),
         "finished_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
@@ -427,11 +429,13 @@ def versions() -> dict[str, str]:
     }
 
 
-def machine(device: str = "cpu") -> str:
-    """One line naming the hardware a number was measured on."""
+def machine(device: str = "cpu", threads: set[int] | None = None) -> str:
+    """One line naming the hardware a number was measured on; ``threads``: the torch CPU
+    thread counts the run used (an experiment may set its own), else the current setting."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     text = f"{platform.machine()} {platform.system()}, {cpus} CPU cores"
-    text += f", torch threads {torch.get_num_threads()}"
+    used = sorted(threads) if threads else [torch.get_num_threads()]
+    text += f", torch threads {'/'.join(map(str, used))}"
     if device.startswith("cuda"):
         text += f", {torch.cuda.get_device_name()}"
     return text

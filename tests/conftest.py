@@ -13,6 +13,7 @@ import gzip
 import http.server
 import os
 import threading
+import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -78,10 +79,53 @@ def idx_bytes(array: np.ndarray, level: int = 9) -> bytes:
     return gzip.compress(raw, compresslevel=level, mtime=0)
 
 
+# --- N-MNIST recordings, written from the format's description (shared by test_nmnist.py) ---
+
+SAMPLES_PER_DIGIT = 3
+
+
+def encode(x, y, t, p) -> bytes:
+    """The N-MNIST bytes of these events: x, y, then polarity in bit 7 over 23 bits of time."""
+    out = bytearray()
+    for xi, yi, ti, pi in zip(x, y, t, p, strict=True):
+        out += bytes([xi, yi, (pi << 7) | (ti >> 16), (ti >> 8) & 0xFF, ti & 0xFF])
+    return bytes(out)
+
+
+def random_events(rng: np.random.Generator, n: int, t_max: int = 316_000) -> dict[str, list]:
+    """A plausible recording: n events, time-ordered, over three saccades."""
+    return {
+        "x": rng.integers(0, 34, n).tolist(),
+        "y": rng.integers(0, 34, n).tolist(),
+        "t": np.sort(rng.integers(0, t_max, n)).tolist(),
+        "p": rng.integers(0, 2, n).tolist(),
+    }
+
+
+def write_archive(folder: Path, split: str, seed: int = 0) -> dict[str, dict[str, list]]:
+    """An official-looking archive (Train/<digit>/<id>.bin) of small recordings; its events."""
+    rng = np.random.default_rng(seed)
+    top = {"train": "Train", "test": "Test"}[split]
+    recordings = {}
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(folder / f"{split}.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        for digit in range(10):
+            for k in range(SAMPLES_PER_DIGIT):
+                name = f"{top}/{digit}/{10 * k + digit + 1:05d}.bin"
+                recordings[name] = random_events(rng, int(rng.integers(50, 200)))
+                zf.writestr(name, encode(**recordings[name]))
+        zf.writestr(f"__MACOSX/{top}/0/._00001.bin", b"resource fork")  # skipped
+    return recordings
+
+
 def write_fake(name: str, folder: Path, n_train: int = 20, n_test: int = 10) -> None:
     """Write a small data set in ``name``'s real file formats into ``folder``."""
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     folder.mkdir(parents=True, exist_ok=True)
+    if name == "nmnist":
+        write_archive(folder, "train", 1)
+        write_archive(folder, "test", 2)
+        return
     if name == "binarized_mnist":
         for f in ("train", "valid", "test"):
             pixels = rng.integers(0, 2, (n_test, 784), dtype=np.uint8)

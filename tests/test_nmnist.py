@@ -18,12 +18,11 @@ import numpy as np
 import pytest
 import tonic
 import torch
+from conftest import SAMPLES_PER_DIGIT, encode, random_events, write_archive
 
 from creditlab import cli
 from creditlab.data import DATASETS, fetch, load, loaders, nmnist, store, verify
 from creditlab.errors import UserError
-
-SAMPLES_PER_DIGIT = 3
 
 
 @pytest.fixture(autouse=True)
@@ -34,24 +33,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(path))
     monkeypatch.delenv("CREDITLAB_DATA", raising=False)
     return path
-
-
-def encode(x, y, t, p) -> bytes:
-    """The N-MNIST bytes of these events: x, y, then polarity in bit 7 over 23 bits of time."""
-    out = bytearray()
-    for xi, yi, ti, pi in zip(x, y, t, p, strict=True):
-        out += bytes([xi, yi, (pi << 7) | (ti >> 16), (ti >> 8) & 0xFF, ti & 0xFF])
-    return bytes(out)
-
-
-def random_events(rng: np.random.Generator, n: int, t_max: int = 316_000) -> dict[str, list]:
-    """A plausible recording: n events, time-ordered, over three saccades."""
-    return {
-        "x": rng.integers(0, 34, n).tolist(),
-        "y": rng.integers(0, 34, n).tolist(),
-        "t": np.sort(rng.integers(0, t_max, n)).tolist(),
-        "p": rng.integers(0, 2, n).tolist(),
-    }
 
 
 def one_line(error: pytest.ExceptionInfo[UserError]) -> str:
@@ -86,22 +67,6 @@ def count_frames(x, y, t, p, n_steps: int, bin_us: int) -> np.ndarray:
         if ti // bin_us < n_steps:
             frames[ti // bin_us, pi, yi, xi] += 1
     return frames
-
-
-def write_archive(folder: Path, split: str, seed: int = 0) -> dict[str, dict[str, list]]:
-    """An official-looking archive (Train/<digit>/<id>.bin) of small recordings; its events."""
-    rng = np.random.default_rng(seed)
-    top = {"train": "Train", "test": "Test"}[split]
-    recordings = {}
-    folder.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(folder / f"{split}.zip", "w", zipfile.ZIP_DEFLATED) as zf:
-        for digit in range(10):
-            for k in range(SAMPLES_PER_DIGIT):
-                name = f"{top}/{digit}/{10 * k + digit + 1:05d}.bin"
-                recordings[name] = random_events(rng, int(rng.integers(50, 200)))
-                zf.writestr(name, encode(**recordings[name]))
-        zf.writestr(f"__MACOSX/{top}/0/._00001.bin", b"resource fork")  # skipped
-    return recordings
 
 
 @pytest.fixture

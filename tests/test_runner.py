@@ -1,5 +1,6 @@
 """Run folders, interruption and resume, divergence, and the bp baselines' learning."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from creditlab import registry, runner
 
@@ -144,3 +146,33 @@ def test_backprop_smoke_runs_learn(name, dataset, threshold, tmp_path):
     assert (
         result["data"]["n_test"] == {"digits": 359, "mnist": 2000, "fashion_mnist": 10000}[dataset]
     )
+
+
+def test_result_names_the_threads_the_run_used(tmp_path):
+    """An experiment that sets its own thread count (`with_config_threads`) is recorded with
+    it, not with the setting restored after it."""
+    exp = registry.Experiment(
+        "test.threads",
+        runner.with_config_threads(_log_twice),
+        _ThreadsConfig,
+        {"smoke": {}},
+    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = runner.run(exp, scale="smoke", out=tmp_path / "threads")
+    finally:
+        torch.set_num_threads(before)
+    assert result["machine"].endswith("torch threads 1"), result["machine"]
+    assert "Ran with 1 torch CPU thread(s)" in result["notes"][0]
+
+
+@dataclasses.dataclass
+class _ThreadsConfig:
+    threads: int = 1
+
+
+def _log_twice(cfg, ctx):
+    ctx.log(0, loss=1.0)
+    ctx.log(1, loss=0.5)
+    return {"loss": 0.5}

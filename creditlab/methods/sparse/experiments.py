@@ -191,6 +191,7 @@ def index_accuracy(layer: SparseHyperLayer, perm: torch.Tensor) -> float:
         "smoke": {"size": 8, "iterations": 1500, "eval_every": 500, "test_samples": 1000},
         "quick": {"iterations": 6000},
     },
+    demo=True,
 )
 @with_config_threads
 def identity(cfg: IdentityConfig, ctx: RunContext) -> dict[str, float]:
@@ -647,6 +648,7 @@ def train_sorting(
             for n, (_, ranks) in TABLE1.items()
         },
     },
+    demo=True,
 )
 @with_config_threads
 def sort(cfg: SortConfig, ctx: RunContext) -> dict[str, float]:
