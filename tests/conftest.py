@@ -158,6 +158,17 @@ def spec_for_files(name: str, folder: Path) -> DatasetSpec:
 
 
 @pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private HOME (its empty ``~/.cache/creditlab`` the only data root) and no
+    CREDITLAB_DATA."""
+    path = tmp_path / "home"
+    path.mkdir()
+    monkeypatch.setenv("HOME", str(path))
+    monkeypatch.delenv("CREDITLAB_DATA", raising=False)
+    return path
+
+
+@pytest.fixture
 def fake_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
     """``fake_data(name)``: a small ``name`` in a fresh root (CREDITLAB_DATA points there), its
     checksums patched into the catalog; returns ``root/<name>``. For mnist the training files

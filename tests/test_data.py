@@ -43,14 +43,8 @@ def genuine(name: str) -> Path:
     return folder.parent
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private HOME and no CREDITLAB_DATA, for every test."""
-    path = tmp_path / "home"
-    path.mkdir()
-    monkeypatch.setenv("HOME", str(path))
-    monkeypatch.delenv("CREDITLAB_DATA", raising=False)
-    return path
+# every test here runs with a private HOME and no CREDITLAB_DATA (conftest.py's `home`)
+pytestmark = pytest.mark.usefixtures("home")
 
 
 def raw_idx(path: Path, header: int) -> np.ndarray:

@@ -24,15 +24,8 @@ from creditlab import cli
 from creditlab.data import DATASETS, fetch, load, loaders, nmnist, store, verify
 from creditlab.errors import UserError
 
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private HOME and no CREDITLAB_DATA, for every test."""
-    path = tmp_path / "home"
-    path.mkdir()
-    monkeypatch.setenv("HOME", str(path))
-    monkeypatch.delenv("CREDITLAB_DATA", raising=False)
-    return path
+# every test here runs with a private HOME and no CREDITLAB_DATA (conftest.py's `home`)
+pytestmark = pytest.mark.usefixtures("home")
 
 
 def one_line(error: pytest.ExceptionInfo[UserError]) -> str:
