@@ -66,11 +66,14 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _train_epochs(step, n: int, epochs: int, batch: int, device: str) -> float:
+def _train_epochs(step, n: int, epochs: int, batch: int, device: str) -> tuple[float, float]:
     """Run ``step(indices)`` over ``epochs`` epochs of minibatches (creditlab's epoch order,
-    seed 0, last partial batch dropped); mean seconds per epoch."""
+    seed 0, last partial batch dropped); mean seconds per epoch, and the process's peak memory
+    before the first step (interpreter, torch, data, model: the baseline of the peak)."""
+    from creditlab.benchmarking import peak_rss_mb
     from creditlab.train import epoch_order
 
+    baseline = peak_rss_mb()
     seconds = []
     for epoch in range(epochs):
         order = epoch_order(n, 0, epoch)
@@ -80,7 +83,7 @@ def _train_epochs(step, n: int, epochs: int, batch: int, device: str) -> float:
             step(order[b * batch : (b + 1) * batch].to(device))
         _sync(device)
         seconds.append(time.perf_counter() - tic)
-    return sum(seconds) / len(seconds)
+    return sum(seconds) / len(seconds), baseline
 
 
 def hm2bp(
@@ -114,9 +117,14 @@ def hm2bp(
     def step(idx):
         learner.train_step(x_train[idx], y_train[idx])
 
-    seconds = _train_epochs(step, len(x_train), epochs, batch, device)
+    seconds, baseline = _train_epochs(step, len(x_train), epochs, batch, device)
     accuracy = learner.evaluate(x_test, y_test)["accuracy"]
-    return {"accuracy": accuracy, "seconds_per_epoch": seconds, "cuda_mb": _peak_cuda_mb(device)}
+    return {
+        "accuracy": accuracy,
+        "seconds_per_epoch": seconds,
+        "cuda_mb": _peak_cuda_mb(device),
+        "baseline_mb": baseline,
+    }
 
 
 def snntorch_bptt(
@@ -156,7 +164,7 @@ def snntorch_bptt(
         loss.backward()
         optimizer.step()
 
-    seconds = _train_epochs(step, len(x_train), epochs, batch, device)
+    seconds, baseline = _train_epochs(step, len(x_train), epochs, batch, device)
     correct = 0
     with torch.no_grad():
         for i in range(0, len(x_test), 250):
@@ -166,6 +174,7 @@ def snntorch_bptt(
         "accuracy": correct / len(x_test),
         "seconds_per_epoch": seconds,
         "cuda_mb": _peak_cuda_mb(device),
+        "baseline_mb": baseline,
     }
 
 
@@ -188,8 +197,8 @@ def main() -> None:
         f"{args.n_train or 8000}, device {args.device}, torch threads {args.threads or 'default'}"
     )
     header = (
-        f"{'T':>4} {'method':>9} {'test acc':>9} {'s/epoch':>9} {'peak MB':>9}"
-        f" {'acc ratio':>10} {'speed-up':>9} {'memory ratio':>13}"
+        f"{'T':>4} {'method':>9} {'test acc':>9} {'s/epoch':>9} {'peak MB':>8} {'train MB':>9}"
+        f" {'acc ratio':>10} {'speed-up':>9} {'peak ratio':>11} {'train ratio':>12}"
     )
     print(header)
     rows: dict[int, dict[str, dict]] = {}
@@ -201,6 +210,7 @@ def main() -> None:
             lr = args.hm2bp_lr if name == "hm2bp" else args.snntorch_lr
             out = run_in_child(fn, t, *common, lr)
             out["peak_mb"] = out["peak_rss_mb"] + out["cuda_mb"]
+            out["train_mb"] = out["peak_rss_mb"] - out["baseline_mb"] + out["cuda_mb"]
             rows[t][name] = out
         for name, out in rows[t].items():
             ratios = ""
@@ -209,22 +219,28 @@ def main() -> None:
                 ratios = (
                     f" {out['accuracy'] / ref['accuracy']:10.3f}"
                     f" {ref['seconds_per_epoch'] / out['seconds_per_epoch']:9.2f}"
-                    f" {ref['peak_mb'] / out['peak_mb']:13.1f}"
+                    f" {ref['peak_mb'] / out['peak_mb']:11.1f}"
+                    f" {ref['train_mb'] / max(out['train_mb'], 1.0):12.1f}"
                 )
             print(
                 f"{t:>4} {name:>9} {out['accuracy']:9.4f} {out['seconds_per_epoch']:9.1f} "
-                f"{out['peak_mb']:9.0f}{ratios}",
+                f"{out['peak_mb']:8.0f} {out['train_mb']:9.0f}{ratios}",
                 flush=True,
             )
     first, last = min(steps), max(steps)
     print(
-        "\nratios: acc = HM2-BP / snnTorch, speed-up = snnTorch s/epoch / HM2-BP's, memory = "
-        "snnTorch peak / HM2-BP's"
+        "\nratios: acc = HM2-BP / snnTorch, speed-up = snnTorch s/epoch / HM2-BP's, peak = "
+        "snnTorch peak / HM2-BP's (whole process), train = the same for the memory training "
+        "added to the process's peak before its first step (interpreter, torch, data, model)"
     )
     for name in ("hm2bp", "snntorch"):
         if first != last and name in rows[first] and name in rows[last]:
-            growth = rows[last][name]["peak_mb"] / rows[first][name]["peak_mb"]
-            print(f"{name}: peak memory grows {growth:.2f}x from T = {first} to T = {last}")
+            peak = rows[last][name]["peak_mb"] / rows[first][name]["peak_mb"]
+            train = rows[last][name]["train_mb"] / max(rows[first][name]["train_mb"], 1.0)
+            print(
+                f"{name}: from T = {first} to T = {last}, peak memory grows {peak:.2f}x, "
+                f"training memory {train:.2f}x"
+            )
 
 
 if __name__ == "__main__":

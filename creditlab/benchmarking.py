@@ -10,9 +10,15 @@ from collections.abc import Callable
 from typing import Any
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (MB). Read before a measurement starts, it
+    is the baseline (interpreter, libraries, data) that the measurement's peak includes."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _child(fn: Callable[..., dict], args: tuple, queue: Any) -> None:
     out = fn(*args)
-    out.setdefault("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    out.setdefault("peak_rss_mb", peak_rss_mb())
     queue.put(out)
 
 

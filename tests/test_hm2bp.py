@@ -67,15 +67,22 @@ def test_factorised_spsp_equals_the_explicit_double_sum(resets):
     assert torch.allclose(fast, slow, rtol=1e-10, atol=1e-12)
 
 
-def test_post_spike_weights_continue_across_blocks():
+def test_post_spike_weights_equal_a_direct_loop_and_continue_across_blocks():
     post = random_trains(2, 90, 5, 0.1, 3)
     whole = post_spike_weights(post, dtype=torch.float64)
-    nxt = spsp_module.first_spikes_after_blocks(post, 25)
-    parts = [
-        post_spike_weights(post[:, t0 : t0 + 25], nxt[k], t0, dtype=torch.float64)
-        for k, t0 in enumerate(range(0, 90, 25))
-    ]
-    assert torch.allclose(torch.cat(parts, 1), whole)
+    direct = torch.zeros_like(whole)
+    for b in range(2):
+        for i in range(5):
+            times = post[b, :, i].nonzero().flatten().tolist()
+            for f, t in enumerate(times):
+                later = times[f + 1] if f + 1 < len(times) else math.inf
+                direct[b, t, i] = 1 - math.exp(-(later - t) / TAU_M)
+    assert torch.allclose(whole, direct, rtol=1e-12, atol=0)
+    trains = post.transpose(0, 1).contiguous()  # time-major, in blocks of 25 steps
+    lists = spsp_module.post_spike_lists(trains, 25, dtype=torch.float64)
+    parts = [spsp_module.on_grid(part, (25, 2, 5)) for part in lists[:-1]]
+    parts.append(spsp_module.on_grid(lists[-1], (15, 2, 5)))
+    assert torch.equal(torch.cat(parts).transpose(0, 1), whole)
 
 
 def tiny_network(block_elements=2**22, seed=0, thresholds=(3.0, 2.0), bias=0.1):

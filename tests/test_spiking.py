@@ -17,6 +17,8 @@ from creditlab.spiking import (
     psp_kernel_with_reset,
     silent_fraction,
     spike_counts,
+    spike_positions,
+    time_major,
 )
 
 
@@ -95,6 +97,11 @@ def test_traces_equal_direct_sums_and_continue_across_blocks():
         direct_psp = torch.einsum("s,bsn->bn", psp, x[:, : step + 1])
         assert torch.allclose(PSPTrace()(x[:, : step + 1])[:, -1], direct_psp)
     assert torch.allclose(whole, direct)
+    whole_psp = PSPTrace()(x)
+    for length in (1, 7, 40):  # PSPTrace carries its traces across blocks of any length
+        trace = PSPTrace()
+        parts = [trace(x[:, t0 : t0 + length]) for t0 in range(0, 90, length)]
+        assert torch.allclose(torch.cat(parts, 1), whole_psp, rtol=1e-12, atol=1e-12)
 
 
 def test_bernoulli_encoding_rates():
@@ -106,6 +113,34 @@ def test_bernoulli_encoding_rates():
     assert torch.allclose(rate, x[0].double() / 5.5, atol=0.005)
     again = bernoulli_encode(x, 40000, generator=torch.Generator().manual_seed(0))
     assert torch.equal(spikes, again)
+
+
+@pytest.mark.parametrize("shape", [(5, 64, 13), (3, 7, 11), (1, 8)])
+@pytest.mark.parametrize("p", [0.0, 0.02, 0.5])
+def test_spike_positions_equal_nonzero(shape, p):
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(shape, generator=g) < p
+    expected = x.flatten().nonzero().flatten()
+    assert torch.equal(spike_positions(x), expected)
+    assert torch.equal(
+        spike_positions(x.transpose(0, -1)), x.transpose(0, -1).flatten().nonzero().flatten()
+    )
+    assert torch.equal(spike_positions(x.flatten()[1:]), x.flatten()[1:].nonzero().flatten())
+
+
+def test_encoded_trains_are_time_major_views():
+    x = torch.rand(4, 3, 5)
+    spikes = bernoulli_encode(x, 7, generator=torch.Generator().manual_seed(0))
+    assert spikes.shape == (4, 7, 3, 5) and spikes.transpose(0, 1).is_contiguous()
+    trains = time_major(spikes)
+    assert trains.data_ptr() == spikes.data_ptr() and trains.shape == (7, 4, 15)
+    assert torch.equal(trains, spikes.reshape(4, 7, 15).transpose(0, 1))
+    batch_major = spikes.contiguous()  # a batch-major train is copied into the same layout
+    assert torch.equal(time_major(batch_major), trains)
+    lif = LIF(threshold=0.5)
+    lif.reset((4, 15))
+    out = lif(trains.float().transpose(0, 1) * 3)
+    assert out.transpose(0, 1).is_contiguous()  # the LIF keeps its input's layout
 
 
 def test_spike_train_statistics():

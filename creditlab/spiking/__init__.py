@@ -5,6 +5,8 @@ spiking methods (HM2-BP; NormAD).
 * :func:`psp_kernel`, :func:`psp_kernel_with_reset`, :class:`PSPTrace`,
   :func:`exponential_trace`: the PSP kernel and its traces.
 * :func:`bernoulli_encode`: rate coding of intensities.
+* :func:`time_major`, :func:`spike_positions`, :func:`as_bytes`: the trains' memory layout, a
+  fast nonzero, a fast conversion.
 * :func:`spike_counts`, :func:`firing_rate`, :func:`silent_fraction`, :func:`interspike_cv`.
 """
 
@@ -14,6 +16,7 @@ from creditlab.spiking.neuron import (
     TAU_M,
     TAU_S,
     PSPTrace,
+    as_bytes,
     bernoulli_encode,
     exponential_trace,
     firing_rate,
@@ -22,6 +25,8 @@ from creditlab.spiking.neuron import (
     psp_kernel_with_reset,
     silent_fraction,
     spike_counts,
+    spike_positions,
+    time_major,
 )
 
 __all__ = [
@@ -30,6 +35,7 @@ __all__ = [
     "TAU_S",
     "T_REF",
     "PSPTrace",
+    "as_bytes",
     "bernoulli_encode",
     "exponential_trace",
     "firing_rate",
@@ -38,4 +44,6 @@ __all__ = [
     "psp_kernel_with_reset",
     "silent_fraction",
     "spike_counts",
+    "spike_positions",
+    "time_major",
 ]

@@ -6,6 +6,13 @@ Time is discrete, one step = 1 ms. Tensors are shaped ``(batch, time, *neurons)`
 trains are ``bool``. Everything is vectorised over batch, neurons and time except
 :class:`LIF`, whose loop over time steps is the causality of the membrane (a spike at step
 t resets the membrane that decides step t + 1).
+
+Memory layout: the trains this module and the spiking networks make are stored *time-major*
+(steps, batch, neurons) and handed out as the ``(batch, time, ...)`` view of that memory
+(``transpose(0, 1)``). A step is then one contiguous slice (the LIF loop reads and writes
+whole rows), a linear filter over time is one matrix product on ``(steps, batch * n)``, and
+:func:`time_major` gets the memory back without a copy. Batch-major inputs work too (they are
+copied once).
 """
 
 from __future__ import annotations
@@ -69,7 +76,7 @@ class LIF(nn.Module):
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         v, s, refractory = self.v, self.s, self.refractory
-        out = torch.empty(current.shape, dtype=torch.bool, device=current.device)
+        out = torch.empty_like(current, dtype=torch.bool)  # current's layout: time-major stays
         leak_m, leak_s, gain = 1 - 1 / self.tau_m, 1 - 1 / self.tau_s, 1 / self.tau_s
         held, fired = torch.empty_like(v), torch.empty_like(v)  # float masks: faster than bool
         pending = self.pending
@@ -156,9 +163,14 @@ class PSPTrace:
     """The unreset PSP of every presynaptic train, block by block:
     ``u_j(t) = sum over t' <= t of eps(t - t') x_j(t') = c (Tm_j(t) - Ts_j(t))`` with
     ``c = 1 / (1 - tau_s/tau_m)`` and Tm, Ts the :func:`exponential_trace` of x with tau_m
-    and tau_s. Call it on successive blocks of steps; it carries Tm and Ts across them. One
-    matrix product a block: the rows of c (Dm - Ds) and the last rows of Dm and Ds (the
-    carries), Dm and Ds the decay matrices.
+    and tau_s. Call it on successive blocks of steps; it carries Tm and Ts across them.
+
+    One matrix product a block, carries included: the block's steps preceded by the two
+    carried traces are the rows of one time-major ``(2 + steps, batch * n)`` buffer, and the
+    matrix's rows are c (Dm - Ds) with the carries' decay columns (the PSP), then the last
+    rows of Dm and Ds (the next carries), Dm and Ds the decay matrices. ``dtype`` is the
+    output's (default x's, float32 for spikes); the output is the (batch, steps, ...) view of
+    time-major memory.
 
     >>> trace = PSPTrace()
     >>> x = torch.zeros(1, 30, 1); x[0, 0] = 1
@@ -170,37 +182,37 @@ class PSPTrace:
     def __init__(self, tau_m: float = TAU_M, tau_s: float = TAU_S):
         self.tau_m, self.tau_s = tau_m, tau_s
         self.scale = 1 / (1 - tau_s / tau_m)
-        self.tm: torch.Tensor | None = None
-        self.ts: torch.Tensor | None = None
+        self.carry: torch.Tensor | None = None  # (2, batch * n): Tm, Ts at the last step
         self._matrices: dict = {}
 
     def _matrix(self, steps: int, dtype, device) -> torch.Tensor:
+        """(steps + 2, 2 + steps): columns Tm, Ts carried in, then the steps' inputs."""
         key = (steps, dtype, device)
         if key not in self._matrices:
-            dm = _decay_matrix(steps, self.tau_m, torch.float64, device)
-            ds = _decay_matrix(steps, self.tau_s, torch.float64, device)
-            rows = torch.cat([self.scale * (dm - ds), dm[-1:], ds[-1:]])
-            self._matrices[key] = rows.to(dtype)
+            f64 = torch.float64
+            dm = _decay_matrix(steps + 1, self.tau_m, f64, device)
+            ds = _decay_matrix(steps + 1, self.tau_s, f64, device)
+            zero = torch.zeros(1, 1, dtype=f64, device=device)
+            # row k of the block, from the step before it: decay^(k + 1) (dm[1:, 0])
+            rows = self.scale * torch.cat([dm[1:, :1], -ds[1:, :1], (dm - ds)[1:, 1:]], 1)
+            carry_m = torch.cat([dm[-1:, :1], zero, dm[-1:, 1:]], 1)
+            carry_s = torch.cat([zero, ds[-1:, :1], ds[-1:, 1:]], 1)
+            self._matrices[key] = torch.cat([rows, carry_m, carry_s]).to(dtype)
         return self._matrices[key]
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        steps = x.shape[1]
-        out = _filter(self._matrix(steps, x.dtype, x.device), x)
-        u, tm, ts = out[:, :steps], out[:, steps], out[:, steps + 1]
-        if self.tm is not None:
-            k = torch.arange(1, steps + 1, device=x.device, dtype=x.dtype)
-            shape = (1, steps) + (1,) * (x.dim() - 2)
-            dm, ds = torch.exp(-k / self.tau_m), torch.exp(-k / self.tau_s)
-            u = u + self.scale * (
-                dm.view(shape) * self.tm.unsqueeze(1) - ds.view(shape) * self.ts.unsqueeze(1)
-            )
-            tm = tm + dm[-1] * self.tm
-            ts = ts + ds[-1] * self.ts
-        self.tm, self.ts = tm, ts
-        return u
+    def __call__(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        batch, steps = x.shape[:2]
+        if dtype is None:
+            dtype = x.dtype if x.is_floating_point() else torch.float32
+        buffer = torch.empty(2 + steps, x[:, 0].numel(), dtype=dtype, device=x.device)
+        buffer[2:] = as_bytes(x).transpose(0, 1).reshape(steps, -1)  # free for time-major x
+        buffer[:2] = 0 if self.carry is None else self.carry
+        out = self._matrix(steps, dtype, x.device) @ buffer
+        self.carry = out[steps:].clone()
+        return out[:steps].view(steps, batch, *x.shape[2:]).transpose(0, 1)
 
 
-ENCODE_BLOCK = 2**22
+ENCODE_BLOCK = 2**21
 """uniform draws held at once by :func:`bernoulli_encode` (its memory does not grow with T)"""
 
 
@@ -208,24 +220,56 @@ def bernoulli_encode(
     x: torch.Tensor, n_steps: int, scale: float = 5.5, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Rate coding: a spike at each of ``n_steps`` steps with probability ``x / scale``
-    (x in [0, 1]; HM2-BP uses pixel / (5.5 * 255)). Returns bool (batch, n_steps, *x.shape[1:]).
-    The draws come from ``generator`` (on its device), else from torch's default generator of
-    x's device.
+    (x in [0, 1]; HM2-BP uses pixel / (5.5 * 255)). Returns bool (batch, n_steps, *x.shape[1:]),
+    the view of time-major memory (module docstring). Uniform numbers are drawn only for the
+    entries with a nonzero probability (a zero pixel never fires; most MNIST pixels are zero),
+    from ``generator`` (on its device), else from torch's default generator of x's device.
 
     >>> g = torch.Generator().manual_seed(0)
     >>> spikes = bernoulli_encode(torch.tensor([[0.0, 1.0]]), 20000, generator=g)
     >>> [round(r, 2) for r in spikes.float().mean(1)[0].tolist()]
     [0.0, 0.18]
     """
-    p = (x / scale).clamp(0, 1).unsqueeze(1)
-    spikes = torch.empty(x.shape[0], n_steps, *x.shape[1:], dtype=torch.bool, device=x.device)
+    p = (x / scale).clamp(0, 1).reshape(-1)
+    live = p.nonzero().squeeze(1)
+    p_live = p[live]
+    spikes = torch.zeros(n_steps, p.numel(), dtype=torch.bool, device=x.device)
     device = x.device if generator is None else generator.device
-    block = max(1, ENCODE_BLOCK // max(1, x.numel()))  # uniform draws a block of steps at a time
+    block = max(1, ENCODE_BLOCK // max(1, len(live)))  # a block of steps at a time
     for t0 in range(0, n_steps, block):
-        shape = (x.shape[0], min(block, n_steps - t0), *x.shape[1:])
+        shape = (min(block, n_steps - t0), len(live))
         u = torch.rand(shape, generator=generator, dtype=x.dtype, device=device)
-        spikes[:, t0 : t0 + block] = u.to(x.device) < p
-    return spikes
+        spikes[t0 : t0 + block, live] = u.to(x.device) < p_live
+    return spikes.view(n_steps, *x.shape).transpose(0, 1)
+
+
+def as_bytes(spikes: torch.Tensor) -> torch.Tensor:
+    """A bool tensor viewed as uint8 (no copy; anything else unchanged): converting that to
+    float is about 3x faster on a CPU than converting bool."""
+    return spikes.view(torch.uint8) if spikes.dtype == torch.bool else spikes
+
+
+def time_major(spikes: torch.Tensor) -> torch.Tensor:
+    """(batch, steps, *neurons) -> contiguous (steps, batch, neurons): a view, no copy, for
+    trains stored time-major (the module docstring); others are copied once."""
+    batch, steps = spikes.shape[:2]
+    return spikes.transpose(0, 1).reshape(steps, batch, -1).contiguous()
+
+
+def spike_positions(spikes: torch.Tensor) -> torch.Tensor:
+    """The flat indices of the ``True`` entries of a bool tensor, ascending: the same as
+    ``spikes.flatten().nonzero()[:, 0]``, about 2.4x faster on sparse trains on a CPU. It first
+    finds the nonzero 8-byte words, then the bytes inside them.
+
+    >>> spike_positions(torch.tensor([[False, True], [True, False]])).tolist()
+    [1, 2]
+    """
+    flat = spikes.reshape(-1)
+    if flat.device.type != "cpu" or flat.numel() % 8 or flat.storage_offset() % 8:
+        return flat.nonzero().squeeze(1)
+    words = flat.view(torch.uint8).view(torch.int64).nonzero().squeeze(1)
+    inside = flat.view(-1, 8)[words].nonzero()
+    return words[inside[:, 0]] * 8 + inside[:, 1]
 
 
 def spike_counts(spikes: torch.Tensor) -> torch.Tensor:

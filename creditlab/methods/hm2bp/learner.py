@@ -129,6 +129,7 @@ class HM2BPLearner:
             record = self.net.simulate(self.encode(xb, generator))
             counts.append(record.counts[-1])
             rates += torch.tensor([float(c.double().sum()) for c in record.counts])
+            del record  # not alive while the next batch is simulated
         totals = [len(x) * s for s in self._steps_neurons(x)]
         return torch.cat(counts), [float(r) / n for r, n in zip(rates, totals, strict=True)]
 

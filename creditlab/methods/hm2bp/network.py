@@ -23,9 +23,14 @@ per layer and the input — plus two (batch, neurons) numbers per neuron: its sp
   reference code's constant ``silent_psp`` (0.1), so that it can start to fire.
 
 Every sum over (post, pre) pairs is a contraction over (batch, time) of a postsynaptic
-weighting and a presynaptic PSP trace (:mod:`.spsp`), computed block by block of steps:
-memory is the spike record plus a few (batch, block, neurons) tensors whatever the number
-of steps, and a sum of per-example gradients is exact. Pooling layers pass
+weighting A (nonzero at post spikes only: kept as spike lists) and a presynaptic PSP trace
+(:mod:`.spsp`), computed block by block of steps: memory is the spike record plus a few
+(block, batch, neurons) tensors whatever the number of steps, and a sum of per-example
+gradients is exact. A dense layer's weight gradient is a weighted sum of trace rows at the
+post spikes (one ``embedding_bag`` per block), so it costs the number of post spikes times
+the fan-in, not a dense product; its forward sums the weight columns of the input spikes the
+same way. Trains and per-block tensors are time-major (:mod:`creditlab.spiking`), so a step
+or a block of steps is a contiguous slice. Pooling layers pass
 :math:`\delta` back but learn nothing; lateral inhibition between output neurons acts in
 the forward pass only (the backward treats those fixed connections as absent).
 """
@@ -38,8 +43,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from creditlab.methods.hm2bp.spsp import first_spikes_after_blocks, post_spike_weights
-from creditlab.spiking import LIF, T_REF, TAU_M, TAU_S, PSPTrace
+from creditlab.methods.hm2bp.spsp import bag_sum, on_grid, post_spike_lists, spsp_block
+from creditlab.spiking import (
+    LIF,
+    T_REF,
+    TAU_M,
+    TAU_S,
+    PSPTrace,
+    as_bytes,
+    spike_positions,
+    time_major,
+)
 
 SPARSE_BELOW = 0.05
 """Dense layers sum weight columns (embedding_bag) for binary input sparser than this: about
@@ -60,13 +74,12 @@ class Dense:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)
         if x.dtype == torch.bool:
-            if x.sum() < SPARSE_BELOW * x.numel():
+            if torch.count_nonzero(x) < SPARSE_BELOW * x.numel():
                 # sparse binary spikes: sum the weight columns of the inputs that fired
-                rows, cols = x.nonzero(as_tuple=True)
-                where = torch.arange(x.shape[0], device=x.device)
-                offsets = torch.searchsorted(rows, where)
-                return F.embedding_bag(cols, self.weight.T.contiguous(), offsets, mode="sum")
-            x = x.to(self.weight.dtype)
+                flat = spike_positions(x)
+                rows, cols = flat // x.shape[1], flat % x.shape[1]
+                return bag_sum(cols, self.weight.T.contiguous(), rows, x.shape[0], None)
+            x = as_bytes(x).to(self.weight.dtype)
         return x @ self.weight.T
 
     def transpose(self, g: torch.Tensor) -> torch.Tensor:
@@ -89,7 +102,7 @@ class Conv:
         self.weight = (torch.rand(c_out, c, k, k, generator=generator) * 2 - 1) * init_w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.view(-1, *self.in_shape).to(self.weight.dtype)
+        x = as_bytes(x).view(-1, *self.in_shape).to(self.weight.dtype)
         return F.conv2d(x, self.weight).flatten(1)
 
     def transpose(self, g: torch.Tensor) -> torch.Tensor:
@@ -115,7 +128,7 @@ class Pool:
         self.dtype = torch.float32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.view(-1, *self.in_shape).to(self.dtype)
+        x = as_bytes(x).view(-1, *self.in_shape).to(self.dtype)
         pooled = F.avg_pool2d(x, self.k)
         return (pooled * (self.k * self.k * self.w)).flatten(1)
 
@@ -130,8 +143,8 @@ Layer = Dense | Conv | Pool
 @dataclass
 class Record:
     """What the forward pass keeps for the backward: per layer the spike trains (batch,
-    steps, neurons) bool, the counts o (batch, neurons) and sum_l w_il e_{i|l} (batch,
-    neurons)."""
+    steps, neurons) bool (views of time-major memory), the counts o (batch, neurons) and
+    sum_l w_il e_{i|l} (batch, neurons)."""
 
     spikes: list[torch.Tensor]
     counts: list[torch.Tensor]
@@ -153,7 +166,7 @@ class SpikingNetwork:
         tau_s: float = TAU_S,
         t_ref: int = T_REF,
         lateral: float = 0.0,
-        block_elements: int = 2**22,
+        block_elements: int = 2**21,
     ):
         if len(thresholds) != len(layers):
             raise ValueError(f"{len(layers)} layers need {len(layers)} thresholds")
@@ -188,29 +201,27 @@ class SpikingNetwork:
         batch, steps = x.shape[:2]
         dtype = next((la.weight.dtype for la in self.layers if la.learned), torch.float32)
         record = Record([], [], [])
-        pre = x.reshape(batch, steps, -1)
+        pre = time_major(x)  # (steps, batch, inputs): a step is one slice
         for index, layer in enumerate(self.layers):
             n = math.prod(layer.out_shape)
             is_output = index == len(self.layers) - 1
             lif = LIF(self.thresholds[index], self.tau_m, self.tau_s, self.t_ref)
             lif.lateral = self.lateral if is_output else 0.0
             lif.reset((batch, n), dtype=dtype, device=x.device)
-            spikes = torch.empty(batch, steps, n, dtype=torch.bool, device=x.device)
-            side = SideEffectSum(self.tau_m, self.tau_s, (batch, n), dtype, x.device)
+            spikes = torch.empty(steps, batch, n, dtype=torch.bool, device=x.device)
+            sums = TrainSums(self.tau_m, self.tau_s, (batch, n), dtype, x.device)
             block = self._block(batch, steps, pre.shape[-1], n)
-            counts = torch.zeros(batch, n, dtype=dtype, device=x.device)
             for t0 in range(0, steps, block):
-                chunk = pre[:, t0 : t0 + block]
-                length = chunk.shape[1]
-                current = layer.forward(chunk.reshape(batch * length, -1)).to(dtype)
-                current = current.view(batch, length, n)
-                fired = lif(current)
-                spikes[:, t0 : t0 + length] = fired
-                counts += fired.sum(1, dtype=dtype)  # per block: no float copy of the record
-                side.add(fired, current, t0)
-            record.spikes.append(spikes)
-            record.counts.append(counts)
-            record.psp_sums.append(side.total)
+                chunk = pre[t0 : t0 + block]
+                length = chunk.shape[0]
+                current = layer.forward(chunk.reshape(length * batch, -1)).to(dtype)
+                current = current.view(length, batch, n)
+                fired = lif(current.transpose(0, 1)).transpose(0, 1)
+                spikes[t0 : t0 + length] = fired
+                sums.add(fired, current)
+            record.spikes.append(spikes.transpose(0, 1))
+            record.counts.append(sums.counts)
+            record.psp_sums.append(sums.psp_sums)
             pre = spikes
         return record
 
@@ -227,8 +238,7 @@ class SpikingNetwork:
         """dE/dw of every learned layer (input side first), summed over the batch, given the
         output deltas ``delta_out`` = (o - y)/nu. ``only_last`` computes the output layer's
         alone (the hidden deltas are then not needed)."""
-        batch, steps = x.shape[:2]
-        inputs = [x.reshape(batch, steps, -1), *record.spikes[:-1]]
+        inputs = [time_major(x), *(time_major(s) for s in record.spikes[:-1])]
         grads: list[torch.Tensor] = []
         delta = delta_out
         for index in reversed(range(len(self.layers))):
@@ -241,11 +251,14 @@ class SpikingNetwork:
                 s = torch.zeros_like(o)
             g = delta * (1 + s) if layer.learned else None
             back = index > 0 and not only_last
-            grad, r = self._contract(layer, inputs[index], record.spikes[index], g, delta, back)
+            post = time_major(record.spikes[index])
+            grad, r = self._contract(layer, inputs[index], post, g, delta, back)
             if layer.learned:
                 if silent_psp:  # e_{i|j} := silent_psp for a silent i whose input j fired
-                    pre = record.counts[index - 1] if index > 0 else inputs[0].any(1)
-                    pre_fired = (pre > 0).to(o.dtype)
+                    if index > 0:
+                        pre_fired = (record.counts[index - 1] > 0).to(o.dtype)
+                    else:  # did input j fire at all (a max over steps: fast on bytes)
+                        pre_fired = as_bytes(inputs[0]).amax(0).to(o.dtype)
                     grad = grad + silent_psp * layer.weight_grad(g * silent, pre_fired)
                 grads.append(grad.view_as(layer.weight))
             if not back:
@@ -267,61 +280,97 @@ class SpikingNetwork:
         back: bool,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """sum_b g_i e_{i|j} (as the layer's weight gradient) and sum_i delta_i w_ij e_{i|j}
-        (batch, pre), as contractions over (batch, time), block by block."""
-        batch, steps, n_pre = pre.shape
+        (batch, pre), as contractions over (batch, time), block by block; ``pre`` and
+        ``post`` time-major (steps, batch, n)."""
+        steps, batch, n_pre = pre.shape
         n_post = post.shape[-1]
         dtype = delta.dtype
         block = self._block(batch, steps, n_pre, n_post)
-        next_after = first_spikes_after_blocks(post, block)
+        spike_lists = post_spike_lists(post, block, self.tau_m, dtype)
         trace = PSPTrace(self.tau_m, self.tau_s)
+        dense = isinstance(layer, Dense)
         grad = torch.zeros_like(layer.weight) if g is not None else None
         r = torch.zeros(batch, n_pre, dtype=dtype, device=pre.device) if back else None
-        # a small dense layer (the output): the S-PSPs themselves, (batch, post, pre), are
+        # a small dense layer (the output): the S-PSPs themselves, (post, batch, pre), are
         # cheaper to accumulate than the two products
-        small = isinstance(layer, Dense) and batch * n_post * n_pre <= self.block_elements
-        e = torch.zeros(batch, n_post, n_pre, dtype=dtype, device=pre.device) if small else None
-        for k, t0 in enumerate(range(0, steps, block)):
-            u = trace(pre[:, t0 : t0 + block].to(dtype))  # (batch, block, pre)
-            length = u.shape[1]
-            a = post_spike_weights(post[:, t0 : t0 + block], next_after[k], t0, self.tau_m, dtype)
+        small = dense and batch * n_post * n_pre <= self.block_elements
+        e = torch.zeros(n_post, batch, n_pre, dtype=dtype, device=pre.device) if small else None
+        for spike_list, t0 in zip(spike_lists, range(0, steps, block), strict=True):
+            u = time_major(trace(pre[t0 : t0 + block].transpose(0, 1), dtype))
+            length = u.shape[0]
+            u_rows = u.view(length * batch, n_pre)  # row t * batch + b
             if e is not None:
-                e += a.transpose(1, 2) @ u
+                e += spsp_block(spike_list, u_rows, batch, n_post)
                 continue
-            if grad is not None:
-                ga = (a * g.unsqueeze(1)).reshape(batch * length, n_post)
-                grad += layer.weight_grad(ga, u.reshape(batch * length, n_pre)).view_as(grad)
-            if r is not None:
-                da = (a * delta.unsqueeze(1)).reshape(batch * length, n_post)
-                r += (u * layer.transpose(da).view(batch, length, n_pre)).sum(1)
+            pair, t, a = spike_list
+            if grad is not None and dense:  # one bag of u rows per post neuron, weights g A
+                i, b = pair // batch, pair % batch
+                grad += bag_sum(t * batch + b, u_rows, i, n_post, g[b, i] * a)
+            if (grad is not None and not dense) or r is not None:
+                a = on_grid(spike_list, (length, batch, n_post))
+                if grad is not None and not dense:
+                    ga = (a * g).view(length * batch, n_post)
+                    grad += layer.weight_grad(ga, u_rows).view_as(grad)
+                if r is not None:
+                    da = (a * delta).view(length * batch, n_post)
+                    r += (u * layer.transpose(da).view(length, batch, n_pre)).sum(0)
         if e is not None:
             if grad is not None:
-                grad = torch.einsum("bi,bij->ij", g, e)
+                grad = torch.einsum("bi,ibj->ij", g, e)
             if r is not None:
-                r = torch.einsum("bi,ij,bij->bj", delta, layer.weight, e)
+                r = torch.einsum("bi,ij,ibj->bj", delta, layer.weight, e)
         return grad, r
 
 
-class SideEffectSum:
-    """Accumulates sum_l w_il e_{i|l} = sum_f [U_i(t_f) - exp(-(t_f - t_{f-1})/tau_m)
-    U_i(t_{f-1})] during the forward pass, block by block, where U_i is the unreset PSP of
-    neuron i's weighted input current (the S-PSP factorisation of :mod:`.spsp` with W
-    moved inside the linear filter): no extra matrix product, one scan over the steps."""
+class TrainSums:
+    """Per train (example b, neuron i), accumulated during the forward pass block by block:
+    the spike count o_i and the side-effect sum sum_l w_il e_{i|l} = sum_f [U_i(t_f) -
+    exp(-(t_f - t_{f-1})/tau_m) U_i(t_{f-1})], where U_i is the unreset PSP of neuron i's
+    weighted input current (the S-PSP factorisation of :mod:`.spsp` with W moved inside the
+    linear filter): no extra matrix product. Each block's spikes are a list sorted by train;
+    a spike's previous one is the list's previous entry of the same train, or the train's last
+    spike before the block (kept: its U and time)."""
 
     def __init__(self, tau_m: float, tau_s: float, shape: tuple[int, int], dtype, device):
-        self.decay = math.exp(-1 / tau_m)
+        self.tau_m, self.shape = tau_m, shape
         self.trace = PSPTrace(tau_m, tau_s)
-        self.total = torch.zeros(shape, dtype=dtype, device=device)
-        self.since_last = torch.zeros(
-            shape, dtype=dtype, device=device
-        )  # exp(-(t - t_{f-1})/tau_m)
-        self.last_u = torch.zeros(shape, dtype=dtype, device=device)  # U at the last spike
+        n_trains = shape[0] * shape[1]
+        self.n = torch.zeros(n_trains, dtype=torch.int64, device=device)  # train i * batch + b
+        self.sums = torch.zeros(n_trains, dtype=dtype, device=device)
+        self.last_u = torch.zeros(n_trains, dtype=dtype, device=device)  # U at the last spike
+        self.last_t = torch.full((n_trains,), -math.inf, dtype=dtype, device=device)
+        self.t0 = 0
 
-    def add(self, fired: torch.Tensor, current: torch.Tensor, t0: int) -> None:
-        u = self.trace(current)  # (batch, block, n)
-        fired = fired.to(u.dtype)
-        for k in range(u.shape[1]):
-            f, uk = fired[:, k], u[:, k]
-            self.since_last.mul_(self.decay)
-            self.total.addcmul_(f, uk - self.since_last * self.last_u)
-            self.last_u.addcmul_(f, uk - self.last_u)
-            self.since_last.addcmul_(f, 1 - self.since_last)
+    def _by_example(self, per_train: torch.Tensor) -> torch.Tensor:
+        batch, n = self.shape
+        return per_train.view(n, batch).T
+
+    @property
+    def counts(self) -> torch.Tensor:
+        """o (batch, n)"""
+        return self._by_example(self.n.to(self.sums.dtype))
+
+    @property
+    def psp_sums(self) -> torch.Tensor:
+        """sum_l w_il e_{i|l} (batch, n)"""
+        return self._by_example(self.sums)
+
+    def add(self, fired: torch.Tensor, current: torch.Tensor) -> None:
+        """The next block: ``fired`` and ``current`` time-major (steps, batch, n)."""
+        length, batch, _ = fired.shape
+        u = time_major(self.trace(current.transpose(0, 1)))
+        flat = spike_positions(fired.permute(2, 1, 0))  # (i, b, t) order
+        pair, t = flat // length, flat % length
+        self.n += torch.bincount(pair, minlength=len(self.n))
+        u_now = u[t, pair % batch, pair // batch]
+        t = (t + self.t0).to(u.dtype)
+        same = pair[1:] == pair[:-1]
+        u_before, t_before = self.last_u[pair], self.last_t[pair]
+        u_before[1:] = torch.where(same, u_now[:-1], u_before[1:])
+        t_before[1:] = torch.where(same, t[:-1], t_before[1:])
+        self.sums.index_add_(0, pair, u_now - torch.exp(-(t - t_before) / self.tau_m) * u_before)
+        last = torch.ones_like(pair, dtype=torch.bool)
+        last[:-1] = ~same
+        self.last_u[pair[last]] = u_now[last]
+        self.last_t[pair[last]] = t[last]
+        self.t0 += length
