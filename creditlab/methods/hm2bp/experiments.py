@@ -94,7 +94,7 @@ class SpikingConfig(DataConfig):
     """use only the first n_test test examples (0: all)"""
     eval_batch: int = 250
     """examples simulated at once when evaluating"""
-    block_elements: int = 2**21
+    block_elements: int = 2**20
     """cap on batch x steps x neurons of the per-block float tensors (memory beyond the spike
     record)"""
     threads: int = 1

@@ -166,7 +166,7 @@ class SpikingNetwork:
         tau_s: float = TAU_S,
         t_ref: int = T_REF,
         lateral: float = 0.0,
-        block_elements: int = 2**21,
+        block_elements: int = 2**20,
     ):
         if len(thresholds) != len(layers):
             raise ValueError(f"{len(layers)} layers need {len(layers)} thresholds")
