@@ -43,7 +43,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from creditlab.methods.hm2bp.spsp import bag_sum, on_grid, post_spike_lists, spsp_block
+from creditlab.methods.hm2bp.spsp import (
+    bag_sum,
+    on_grid,
+    post_spike_lists,
+    spikes_by_train,
+    spsp_block,
+)
 from creditlab.spiking import (
     LIF,
     T_REF,
@@ -359,8 +365,7 @@ class TrainSums:
         """The next block: ``fired`` and ``current`` time-major (steps, batch, n)."""
         length, batch, _ = fired.shape
         u = time_major(self.trace(current.transpose(0, 1)))
-        flat = spike_positions(fired.permute(2, 1, 0))  # (i, b, t) order
-        pair, t = flat // length, flat % length
+        pair, t = spikes_by_train(fired)
         self.n += torch.bincount(pair, minlength=len(self.n))
         u_now = u[t, pair % batch, pair // batch]
         t = (t + self.t0).to(u.dtype)

@@ -80,6 +80,13 @@ SpikeList = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 the block (ascending within a pair), a = A_i(t)"""
 
 
+def spikes_by_train(chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A block's spikes, time-major (steps, batch, n), as (pair, t) sorted by train pair =
+    i * batch + b, then by step t within the block."""
+    flat = spike_positions(chunk.permute(2, 1, 0))  # (i, b, t) order
+    return flat // chunk.shape[0], flat % chunk.shape[0]
+
+
 def post_spike_lists(
     spikes: torch.Tensor, block: int, tau_m: float = TAU_M, dtype: torch.dtype = torch.float32
 ) -> list[SpikeList]:
@@ -90,10 +97,7 @@ def post_spike_lists(
     following = torch.full((n * batch,), float("inf"), dtype=torch.float64, device=spikes.device)
     out: list[SpikeList] = []
     for t0 in reversed(range(0, steps, block)):
-        chunk = spikes[t0 : t0 + block]
-        length = chunk.shape[0]
-        flat = spike_positions(chunk.permute(2, 1, 0))  # (i, b, t) order
-        pair, t = flat // length, flat % length
+        pair, t = spikes_by_train(spikes[t0 : t0 + block])
         same = pair[1:] == pair[:-1]  # the next entry is this train's next spike
         t_next = following[pair] - t0
         t_next[:-1] = torch.where(same, t[1:].to(t_next.dtype), t_next[:-1])
