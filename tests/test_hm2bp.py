@@ -290,6 +290,26 @@ def test_alignment_with_the_exact_output_gradient_is_high_but_not_one():
     assert 0.5 < cosine < 1.0 - 1e-6  # the side effect (1 + S_i) reweights rows
 
 
+def test_a_step_leaves_no_subnormal_weights():
+    """A silent neuron's weights decay geometrically under Adam and the regulariser; below
+    learner.TINY they are set to 0 (subnormal floats make CPU products many times slower)."""
+    net = tiny_network(seed=5)
+    targets = learner_module.RateTargets(9.0, 1.0, 0.0)
+    learner = HM2BPLearner(net, lambda xb, g: xb, 3, lr=1e-3, targets=targets, silent_psp=0.0)
+    x, y = random_trains(4, 100, 8, 0.2, 13), torch.tensor([0, 1, 2, 0])
+    learner.train_step(x, y)
+    state = learner.optimizer.state[net.weights[0]]
+    # neuron 0 as after a long decay: silent (no gradient but the regulariser's), tiny
+    # weights, a second moment remembering large steps
+    net.weights[0][0].fill_(1e-40)  # subnormal in float32, and in float64 far below TINY
+    state["exp_avg"][0] = 0.0
+    state["exp_avg_sq"][0] = 1e6
+    net.weights[0][1, 0] = 1e-3
+    learner.train_step(x, y)
+    assert torch.equal(net.weights[0][0], torch.zeros(8, dtype=net.weights[0].dtype))
+    assert abs(float(net.weights[0][1, 0])) > learner_module.TINY  # ordinary weights kept
+
+
 @pytest.mark.genuine_data("mnist")
 def test_smoke_run_learns(tmp_path):
     result = runner.run(registry.get("hm2bp.mnist"), scale="smoke", seed=0, out=tmp_path / "r")

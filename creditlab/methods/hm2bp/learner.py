@@ -6,6 +6,15 @@ exact, divided by the batch size); the weight regulariser
 ``lambda * beta * (w/limit) * exp(beta * (mean((w/limit)^2) - 1))`` (spec; ``limit`` the
 reference's WEIGHT_LIMIT, 8) is added to it once per step, Adam (0.9, 0.999, 1e-8) applies it
 with ``lr / sqrt(epoch + 1)``, and the weights are then clipped to +-limit.
+
+Weights below ``TINY`` in magnitude are then set to 0. A hidden neuron that has stopped
+firing keeps getting the regulariser's gradient, proportional to its weights, which Adam
+(its second moment remembering earlier, larger gradients) turns into a geometric decay: after
+a few thousand steps its weights are subnormal floats, and a matrix product over subnormal
+operands is far slower on a CPU (measured: a Fashion-MNIST quick run with 195 such neurons,
+0.92 s instead of 0.035 s for one input-layer product). At 1e-30 a weight's contribution to a
+float32 current summed against thresholds of order 1-20 is nothing, so the spikes and the
+learning are those of the unrounded weights.
 """
 
 from __future__ import annotations
@@ -21,6 +30,9 @@ from creditlab.methods.hm2bp.loss import rate_error, rate_loss, rate_targets
 from creditlab.methods.hm2bp.network import Record, SpikingNetwork
 
 Encoder = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
+
+TINY = 1e-30
+"""weights smaller than this in magnitude are set to 0 after each step (module docstring)"""
 
 
 @dataclass
@@ -112,6 +124,7 @@ class HM2BPLearner:
         for w in self.net.weights:
             w.grad = None
             w.clamp_(-self.weight_limit, self.weight_limit)
+            w.masked_fill_(w.abs() < TINY, 0.0)  # no subnormal floats (module docstring)
         self.steps += 1
         steps = stats["spikes"].shape[1]
         self.last_rates = [float(c.double().mean()) / steps for c in stats["record"].counts]
