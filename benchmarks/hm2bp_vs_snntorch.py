@@ -20,7 +20,7 @@ child, plus the peak CUDA allocation on a GPU), from the same seed, with minibat
   them with autograd, Adam lr 5e-4; prediction by the output spike count.
 
 Both are evaluated on the 2,000 mnist10k test images after training. The machine's other load
-affects the seconds: run it on an otherwise idle machine (it holds up to ~10 GB for snnTorch at
+affects the seconds: run it on an otherwise idle machine (snnTorch peaked at 1.5 GB at
 T = 400).
 """
 

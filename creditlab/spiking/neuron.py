@@ -245,7 +245,7 @@ def bernoulli_encode(
 
 def as_bytes(spikes: torch.Tensor) -> torch.Tensor:
     """A bool tensor viewed as uint8 (no copy; anything else unchanged): converting that to
-    float is about 3x faster on a CPU than converting bool."""
+    float is 3-5x faster on a CPU than converting bool (``benchmarks/hm2bp_pieces.py``)."""
     return spikes.view(torch.uint8) if spikes.dtype == torch.bool else spikes
 
 
@@ -258,7 +258,8 @@ def time_major(spikes: torch.Tensor) -> torch.Tensor:
 
 def spike_positions(spikes: torch.Tensor) -> torch.Tensor:
     """The flat indices of the ``True`` entries of a bool tensor, ascending: the same as
-    ``spikes.flatten().nonzero()[:, 0]``, about 2.4x faster on sparse trains on a CPU. It first
+    ``spikes.flatten().nonzero()[:, 0]``, 2-3x faster on sparse trains on a CPU
+    (``benchmarks/hm2bp_pieces.py``). It first
     finds the nonzero 8-byte words, then the bytes inside them.
 
     >>> spike_positions(torch.tensor([[False, True], [True, False]])).tolist()

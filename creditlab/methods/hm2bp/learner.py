@@ -11,8 +11,9 @@ Weights below ``TINY`` in magnitude are then set to 0. A hidden neuron that has 
 firing keeps getting the regulariser's gradient, proportional to its weights, which Adam
 (its second moment remembering earlier, larger gradients) turns into a geometric decay: after
 a few thousand steps its weights are subnormal floats, and a matrix product over subnormal
-operands is far slower on a CPU (measured: a Fashion-MNIST quick run with 195 such neurons,
-0.92 s instead of 0.035 s for one input-layer product). At 1e-30 a weight's contribution to a
+operands is far slower on a CPU (a Fashion-MNIST quick run with 195 such neurons: 0.92 s
+instead of 0.035 s for one input-layer product; ``benchmarks/hm2bp_pieces.py`` shows it on
+synthetic weights). At 1e-30 a weight's contribution to a
 float32 current summed against thresholds of order 1-20 is nothing, so the spikes and the
 learning are those of the unrounded weights.
 """

@@ -55,7 +55,7 @@ forms the (batch, post, pre) tensor:
   :math:`W u` is the unreset PSP of the weighted input current (linear filters commute with
   W), which the forward pass already computes.
 
-A is nonzero only at post spikes (2-3% of the entries in a trained MNIST network), so the
+A is nonzero only at post spikes (0.5-2.5% of the entries in the MNIST runs), so the
 code keeps it as a *spike list*, per block of steps: the block's post spikes sorted by
 (neuron i, example b, step t), each with its weight :math:`A_i(t)` (its next spike is the next
 entry of the list when that is the same (i, b), else the first spike after the block; one
