@@ -15,7 +15,7 @@ import typing
 from collections.abc import Sequence
 from pathlib import Path
 
-from creditlab import registry
+from creditlab import registry, rundir
 from creditlab.errors import DivergedError, UserError
 
 
@@ -156,10 +156,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.resume:
         if args.name:
-            saved = _saved_experiment(args.resume)
+            saved = rundir.saved_experiment(args.resume)
             if saved and saved != args.name:
                 raise UserError(f"{args.resume} holds a run of {saved}, not {args.name}")
-        if seeds.is_seeds_folder(args.resume):
+        if rundir.is_seeds_folder(args.resume):
             _print_aggregate(seeds.resume_seeds(args.resume, device=args.device), args.resume)
             return 0
         result = runner.resume(args.resume, device=args.device)
@@ -203,25 +203,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _saved_experiment(run_dir: Path) -> str | None:
-    import json
-
-    for name in ("config.json", "seeds.json"):
-        try:
-            return json.loads((run_dir / name).read_text())["experiment"]
-        except (OSError, ValueError, KeyError):
-            continue
-    return None
-
-
 def _print_aggregate(summary: dict, out: Path) -> None:
-    from creditlab.report import comparisons, data_cell
-
     seeds = summary["seeds"]
     print(f"{summary['experiment']} ({summary['scale']}, {len(seeds)} seeds {seeds}) -> {out}")
-    print(f"  data: {data_cell(summary)}")
+    print(f"  data: {rundir.data_cell(summary)}")
     print(f"  {'metric':28s} {'mean':>11s} {'std':>10s} {'min':>10s} {'max':>10s}  95% interval")
-    for c in comparisons(summary):
+    for c in rundir.comparisons(summary):
         stats = summary["metrics"].get(c.metric)
         if stats is None:
             continue
@@ -236,11 +223,9 @@ def _print_aggregate(summary: dict, out: Path) -> None:
 
 
 def _print_result(result: dict, out: Path) -> None:
-    from creditlab.report import comparisons, data_cell
-
     print(f"{result['experiment']} ({result['scale']}, seed {result['seed']}) -> {out}")
-    print(f"  data: {data_cell(result)}")
-    for c in comparisons(result):
+    print(f"  data: {rundir.data_cell(result)}")
+    for c in rundir.comparisons(result):
         if c.measured is None:
             continue
         beside = ""
@@ -296,7 +281,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"  failed: {err}")
             failed.append(exp.name)
             continue
-        headline = ", ".join(f"{c.metric}={c.measured:.4g}" for c in report.headline(result)[:3])
+        headline = ", ".join(c.short() for c in rundir.headline(result)[:3])
         print(f"  {headline}  ({time.monotonic() - start:.0f} s)")
     out = report.build_report(args.runs, args.runs / "report.html")
     print(f"report: {out}")

@@ -10,7 +10,8 @@ paper's protocol, so ``paper`` often overrides nothing::
 
     @experiment("bp.digits", config=DigitsConfig, paper_title="...",
                 scales={"smoke": {"epochs": 1}, "quick": {"epochs": 20}},
-                paper={"test_accuracy": (0.98, "Table 1", "mnist60k")}, demo=True)
+                paper={"test_accuracy": (0.98, "Table 1", "mnist60k")}, demo=True,
+                devices=("cpu", "cuda"))
     def bp_digits(cfg: DigitsConfig, ctx: RunContext) -> dict[str, float]: ...
 """
 
@@ -59,6 +60,8 @@ class Experiment:
     paper_title: str = ""
     paper: Mapping[str, PaperFigure] = field(default_factory=dict)
     demo: bool = False
+    devices: tuple[str, ...] = ("cpu",)
+    """where it runs: ("cpu",) or ("cpu", "cuda"); ``--device`` elsewhere is refused"""
 
     @property
     def title(self) -> str:
@@ -98,6 +101,7 @@ def experiment(
     paper_title: str = "",
     paper: Mapping[str, PaperFigure] | None = None,
     demo: bool = False,
+    devices: tuple[str, ...] = ("cpu",),
 ) -> Callable[[Callable], Callable]:
     """Register ``fn(cfg, ctx) -> metrics`` under ``name`` (see the module docstring)."""
     if not dataclasses.is_dataclass(config):
@@ -107,12 +111,15 @@ def experiment(
         assert scale in SCALES, f"{name}: unknown scale {scale}"
         unknown = set(overrides) - fields_
         assert not unknown, f"{name}: scale {scale} sets unknown fields {unknown}"
+    assert set(devices) <= {"cpu", "cuda"} and "cpu" in devices, f"{name}: devices {devices}"
     missing_docs = fields_ - set(field_docs(config))
     assert not missing_docs, f"{name}: config fields without a docstring: {sorted(missing_docs)}"
 
     def register(fn: Callable) -> Callable:
         assert name not in _REGISTRY, f"experiment {name} registered twice"
-        _REGISTRY[name] = Experiment(name, fn, config, scales, paper_title, paper or {}, demo)
+        _REGISTRY[name] = Experiment(
+            name, fn, config, scales, paper_title, paper or {}, demo, tuple(devices)
+        )
         return fn
 
     return register

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import hashlib
 import json
 import math
 import os
@@ -43,7 +44,9 @@ import torch
 from tqdm.auto import tqdm
 
 import creditlab
+from creditlab import rundir
 from creditlab.errors import DivergedError, UserError
+from creditlab.plots import plot_learning_curves
 from creditlab.registry import Experiment
 
 
@@ -59,14 +62,108 @@ def checkpoint_interval() -> float:
     return float(os.environ.get("CREDITLAB_CHECKPOINT_EVERY", "60"))
 
 
-class RunContext:
+def derive_seed(seed: int, *key: object) -> int:
+    """The seed of a derived random stream: ``seed`` itself for no key, else a 63-bit hash of
+    ``(seed, *key)``. The one derivation every experiment uses (see :meth:`RunContext.generator`),
+    so two streams with different keys never overlap the way ``seed * 1000 + i`` streams do."""
+    if not key:
+        return int(seed)
+    text = "/".join(map(str, (seed, *key))).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") >> 1
+
+
+class _Streams:
+    """Random streams and resumable loops, shared by :class:`RunContext` and
+    :class:`StageContext` (each with its own ``seed``, ``resume`` and ``boundary``)."""
+
+    seed: int
+
+    def generator(self, *key: object, device: str | torch.device = "cpu") -> torch.Generator:
+        """A torch generator for the stream named ``key`` (e.g. ``ctx.generator("init")`` or
+        ``ctx.generator("episode", i)``), seeded with :func:`derive_seed`; no key: the run's
+        seed itself."""
+        return torch.Generator(device=device).manual_seed(derive_seed(self.seed, *key))
+
+    def numpy_rng(self, *key: object) -> np.random.Generator:
+        """A NumPy generator for the stream named ``key`` (:func:`derive_seed`)."""
+        return np.random.default_rng(derive_seed(self.seed, *key))
+
+    def loop(
+        self,
+        total: int,
+        state: Callable[[], Any],
+        restore: Callable[[Any], None] | None = None,
+        *,
+        desc: str = "",
+        checkpoint_every: int = 0,
+    ) -> Loop:
+        """``for i in ctx.loop(n, state, restore): ...``: the resumable iteration every
+        training loop uses (see :class:`Loop`)."""
+        return Loop(self, total, state, restore, desc=desc, checkpoint_every=checkpoint_every)
+
+
+class Loop:
+    """A resumable loop over ``range(total)``: yields the index of each iteration, then (at
+    the boundary after the body) advances the progress bar and offers the state to the
+    context, which checkpoints it when a stop is requested or its clock says so (and always
+    every ``checkpoint_every`` iterations, e.g. at an epoch's end). ``state()`` returns what
+    the body needs to go on (nets, optimisers, running sums); on a resumed run ``restore`` is
+    called with it once, before the first iteration, and the loop starts where it stopped,
+    with the random generators as they were: the finished run equals an unbroken one.
+    ``loop.postfix(loss=...)`` shows values beside the bar; ``loop.start`` is the first index
+    this process runs."""
+
+    def __init__(
+        self,
+        ctx: Any,
+        total: int,
+        state: Callable[[], Any],
+        restore: Callable[[Any], None] | None,
+        *,
+        desc: str = "",
+        checkpoint_every: int = 0,
+    ):
+        self.ctx, self.total, self.state = ctx, int(total), state
+        self.checkpoint_every = checkpoint_every
+        saved = ctx.resume()
+        self.start = 0
+        if saved is not None:
+            if restore is not None:
+                restore(saved["state"])
+            self.start = saved["index"]
+        else:  # a run that diverges or is killed early still leaves a checkpoint to go on from
+            ctx.checkpoint(self._snapshot(0))
+        self.bar = ctx.progress(self.total, desc=desc, initial=self.start)
+
+    def _snapshot(self, index: int) -> dict[str, Any]:
+        return {"index": index, "state": self.state()}
+
+    def __iter__(self) -> Iterator[int]:
+        try:
+            for i in range(self.start, self.total):
+                yield i
+                self.bar.update()
+                if self.checkpoint_every and (i + 1) % self.checkpoint_every == 0:
+                    self.ctx.checkpoint(self._snapshot(i + 1))
+                self.ctx.boundary(lambda i=i: self._snapshot(i + 1))
+        finally:
+            self.bar.close()
+
+    def postfix(self, **values: Any) -> None:
+        """Show ``values`` beside the progress bar (floats to 4 digits)."""
+        self.bar.set_postfix(
+            {k: f"{v:.4g}" if isinstance(v, float) else v for k, v in values.items()}, refresh=False
+        )
+
+
+class RunContext(_Streams):
     """The experiment's window on the outside world (see the module docstring)."""
 
     def __init__(self, exp: Experiment, cfg: Any, scale: str, seed: int, device: str, out: Path):
         self.experiment, self.cfg, self.scale, self.seed = exp, cfg, scale, seed
         self.device = torch.device(device)
         self.out = out
-        self.plots = out / "plots"
+        self.plots = out / rundir.PLOTS_DIR
         self.plots.mkdir(parents=True, exist_ok=True)
         self.rng = np.random.default_rng(seed)
         self.notes: list[str] = []
@@ -76,7 +173,7 @@ class RunContext:
         self._stop_requested = False
         self._boundaries_seen = 0
         self._last_checkpoint = time.monotonic()
-        self._metrics = open(out / "metrics.jsonl", "a", encoding="utf-8")
+        self._metrics = open(out / rundir.METRICS_FILE, "a", encoding="utf-8")
         self.threads_seen: set[int] = set()  # torch CPU threads while the run logged
 
     # --- metrics -------------------------------------------------------------------------
@@ -126,9 +223,9 @@ class RunContext:
             "metrics_offset": self._metrics.tell(),
             "elapsed": self.elapsed_before + time.monotonic() - self._started,
         }
-        tmp = self.out / "checkpoint.pt.tmp"
+        tmp = self.out / (rundir.CHECKPOINT_FILE + ".tmp")
         torch.save(payload, tmp)
-        os.replace(tmp, self.out / "checkpoint.pt")
+        os.replace(tmp, self.out / rundir.CHECKPOINT_FILE)
         self._last_checkpoint = time.monotonic()
 
     def boundary(self, state_fn: Callable[[], Any]) -> None:
@@ -145,9 +242,9 @@ class RunContext:
     # --- plumbing used by run() ----------------------------------------------------------
     def _restore(self, checkpoint: Mapping[str, Any]) -> None:
         self._metrics.close()
-        with open(self.out / "metrics.jsonl", "r+b") as f:  # drop lines logged after it
+        with open(self.out / rundir.METRICS_FILE, "r+b") as f:  # drop lines logged after it
             f.truncate(checkpoint["metrics_offset"])
-        self._metrics = open(self.out / "metrics.jsonl", "a", encoding="utf-8")
+        self._metrics = open(self.out / rundir.METRICS_FILE, "a", encoding="utf-8")
         _set_rng_states(checkpoint["rng"], self.rng)
         self._resume_state = checkpoint["state"]
         self.elapsed_before = checkpoint["elapsed"]
@@ -159,7 +256,7 @@ class RunContext:
         print("\nstopping at the next step boundary (Ctrl-C again to stop now)", file=sys.stderr)
 
 
-class StageContext:
+class StageContext(_Streams):
     """The run context as one part of a run sees it: one of several trainings, rows or seeds
     trained one after another inside one experiment. Its checkpoints carry the finished parts'
     results (``done``) beside its own state, ``resume()`` returns its own state only (None
@@ -234,24 +331,22 @@ def _set_rng_states(states: Mapping[str, Any], rng: np.random.Generator) -> None
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def with_config_threads(fn: Callable[[Any, RunContext], dict[str, float]]) -> Callable:
-    """Decorate an experiment to run with ``cfg.threads`` torch CPU threads (0: leave the
-    setting alone), noted in the result, and restore the setting afterwards."""
-    import functools
-
-    @functools.wraps(fn)
-    def run(cfg: Any, ctx: RunContext) -> dict[str, float]:
-        if cfg.threads <= 0:
-            return fn(cfg, ctx)
-        before = torch.get_num_threads()
-        torch.set_num_threads(cfg.threads)
-        ctx.note(f"Ran with {cfg.threads} torch CPU thread(s) (setting threads).")
-        try:
-            return fn(cfg, ctx)
-        finally:
-            torch.set_num_threads(before)
-
-    return run
+@contextmanager
+def config_threads(cfg: Any, ctx: RunContext) -> Iterator[None]:
+    """Run with ``cfg.threads`` torch CPU threads where the config has that field (0: leave
+    the setting alone), noted in the result, and restore the setting afterwards. The runner
+    applies it to every experiment: no experiment sets threads itself."""
+    threads = getattr(cfg, "threads", 0)
+    if not threads or threads <= 0:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    ctx.note(f"Ran with {threads} torch CPU thread(s) (setting threads).")
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def seed_everything(seed: int) -> None:
@@ -261,10 +356,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def resolve_device(device: str) -> str:
+def resolve_device(device: str, exp: Experiment | None = None) -> str:
+    """``device`` if this experiment runs there and this machine has it; else one line
+    (exit code 2). An experiment that declares only "cpu" refuses cuda: never ignored."""
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise UserError(f"unknown device {device!r}; use cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    kind = device.split(":")[0]
+    if exp is not None and kind not in exp.devices:
+        only = " and ".join(d.upper() if d == "cpu" else d for d in exp.devices)
+        raise UserError(f"{exp.name} runs on {only} only; drop --device {device}")
+    if kind == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
     return device
 
@@ -311,20 +412,16 @@ def run(
 ) -> dict[str, Any]:
     """Run ``exp`` in a new run folder and return the contents of its result.json."""
     cfg = exp.make_config(scale, overrides)
-    device = resolve_device(device)
+    device = resolve_device(device, exp)
     out = Path(out) if out is not None else default_run_dir(runs_root, exp.name, seed)
-    if (out / "result.json").exists() or (out / "checkpoint.pt").exists():
+    if (out / rundir.RESULT_FILE).exists() or (out / rundir.CHECKPOINT_FILE).exists():
         raise UserError(f"{out} already holds a run; choose another --out or --resume it")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.jsonl").write_text("")
-    config = {
-        "experiment": exp.name,
-        "scale": scale,
-        "seed": seed,
-        "device": device,
-        "config": asdict(cfg),
-    }
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (out / rundir.METRICS_FILE).write_text("")
+    config = dict(
+        zip(rundir.CONFIG_KEYS, (exp.name, scale, seed, device, asdict(cfg)), strict=True)
+    )
+    rundir.write_json(out / rundir.CONFIG_FILE, config)
     return _execute(exp, cfg, scale, seed, device, out, checkpoint=None)
 
 
@@ -333,17 +430,19 @@ def resume(run_dir: Path, device: str | None = None) -> dict[str, Any]:
     from creditlab import registry
 
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
-        raise UserError(f"{run_dir} is not a run folder (no config.json)")
-    if (run_dir / "result.json").exists():
+    config = rundir.read_json(run_dir / rundir.CONFIG_FILE)
+    if config is None:
+        raise UserError(f"{run_dir} is not a run folder (no readable {rundir.CONFIG_FILE})")
+    if (run_dir / rundir.RESULT_FILE).exists():
         raise UserError(f"{run_dir} has already finished (result.json exists); nothing to resume")
-    if not (run_dir / "checkpoint.pt").exists():
+    if not (run_dir / rundir.CHECKPOINT_FILE).exists():
         raise UserError(f"{run_dir} has no checkpoint.pt to resume from; start a new run")
-    config = json.loads((run_dir / "config.json").read_text())
     exp = registry.get(config["experiment"])
     cfg = registry.apply_overrides(exp.config(), config["config"], where=exp.name)
-    device = resolve_device(device or config["device"])
-    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=False, map_location=device)
+    device = resolve_device(device or config["device"], exp)
+    checkpoint = torch.load(
+        run_dir / rundir.CHECKPOINT_FILE, weights_only=False, map_location=device
+    )
     return _execute(exp, cfg, config["scale"], config["seed"], device, run_dir, checkpoint)
 
 
@@ -365,37 +464,36 @@ def _execute(
         torch.cuda.reset_peak_memory_stats()
     ctx._started = time.monotonic()
     try:
-        with _signals_to(ctx):
+        with _signals_to(ctx), config_threads(cfg, ctx):
             metrics = exp.fn(cfg, ctx)
         for name, value in metrics.items():
             ctx.check_finite(-1, **{name: value})
     finally:
         ctx._metrics.close()
     wall = ctx.elapsed_before + time.monotonic() - ctx._started
-    result = {
-        "experiment": exp.name,
-        "title": exp.title,
-        "paper_title": exp.paper_title,
-        "scale": scale,
-        "seed": seed,
-        "device": device,
-        "config": asdict(cfg),
-        "metrics": {k: float(v) for k, v in metrics.items()},
-        "paper": exp.paper_figures(),
-        "data": ctx.data,
-        "notes": ctx.notes,
-        "wall_seconds": round(wall, 3),
-        "peak_memory_mb": round(peak_memory_mb(device), 1),
-        "versions": versions(),
-        "machine": machine(device, ctx.threads_seen),
-        "git_commit": git_commit(),
-        "finished_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
-    from creditlab.report import plot_learning_curves
-
-    plot_learning_curves(out / "metrics.jsonl", ctx.plots, title=exp.name)
-    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "checkpoint.pt").unlink(missing_ok=True)
+    values = (
+        exp.name,
+        exp.title,
+        exp.paper_title,
+        scale,
+        seed,
+        device,
+        asdict(cfg),
+        {k: float(v) for k, v in metrics.items()},
+        exp.paper_figures(),
+        ctx.data,
+        ctx.notes,
+        round(wall, 3),
+        round(peak_memory_mb(device), 1),
+        versions(),
+        machine(device, ctx.threads_seen),
+        git_commit(),
+        dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    result = dict(zip(rundir.RESULT_KEYS, values, strict=True))
+    plot_learning_curves(out / rundir.METRICS_FILE, ctx.plots, title=exp.name)
+    rundir.write_json(out / rundir.RESULT_FILE, result)
+    (out / rundir.CHECKPOINT_FILE).unlink(missing_ok=True)
     return result
 
 

@@ -18,7 +18,6 @@ are kept, the interrupted seed resumes from its checkpoint, the rest run.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -28,14 +27,23 @@ import numpy as np
 
 from creditlab import runner
 from creditlab.errors import UserError
+from creditlab.plots import plot_learning_curves
 from creditlab.registry import Experiment
+from creditlab.rundir import (
+    AGGREGATE_FILE,
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    RESULT_FILE,
+    SEEDS_FILE,
+    read_json,
+    write_json,
+)
 
 REPORTING_SEEDS = range(0, 5)
 """The seeds headline numbers are reported on."""
 TUNING_SEEDS = range(100, 105)
 """The seeds settings are chosen on (never the reporting seeds)."""
 BOOTSTRAP_RESAMPLES = 10_000
-SEEDS_FILE, AGGREGATE_FILE = "seeds.json", "aggregate.json"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -145,7 +153,7 @@ def run_seeds(
         "overrides": dict(overrides or {}),
         "device": device,
     }
-    (out / SEEDS_FILE).write_text(json.dumps(plan, indent=2) + "\n")
+    write_json(out / SEEDS_FILE, plan)
     return _finish_seeds(exp, plan, out, say)
 
 
@@ -153,14 +161,10 @@ def resume_seeds(folder: Path, device: str | None = None, say: Callable = print)
     """Finish an interrupted multi-seed run: keep finished seeds, resume the interrupted one."""
     from creditlab import registry
 
-    plan = json.loads((Path(folder) / SEEDS_FILE).read_text())
+    plan = read_json(Path(folder) / SEEDS_FILE)
     if device:
         plan["device"] = device
     return _finish_seeds(registry.get(plan["experiment"]), plan, Path(folder), say)
-
-
-def is_seeds_folder(folder: Path) -> bool:
-    return (Path(folder) / SEEDS_FILE).is_file()
 
 
 def _finish_seeds(
@@ -169,11 +173,11 @@ def _finish_seeds(
     results = []
     for seed in plan["seeds"]:
         folder = out / f"s{seed}"
-        if (folder / "result.json").exists():
+        if (folder / RESULT_FILE).exists():
             say(f"seed {seed}: finished before, kept ({folder})")
-            results.append(json.loads((folder / "result.json").read_text()))
+            results.append(read_json(folder / RESULT_FILE))
             continue
-        if (folder / "checkpoint.pt").exists():
+        if (folder / CHECKPOINT_FILE).exists():
             say(f"seed {seed}: resuming from its checkpoint ({folder})")
             results.append(runner.resume(folder, device=plan["device"]))
             continue
@@ -189,10 +193,7 @@ def _finish_seeds(
             )
         )
     summary = aggregate(results)
-    from creditlab.report import plot_learning_curves
-
-    metrics_files = [out / f"s{seed}" / "metrics.jsonl" for seed in plan["seeds"]]
+    metrics_files = [out / f"s{seed}" / METRICS_FILE for seed in plan["seeds"]]
     plot_learning_curves(metrics_files, out / "plots", title=exp.name)
-    text = json.dumps(summary, indent=2)
-    (out / AGGREGATE_FILE).write_text(text + "\n")
-    return json.loads(text)
+    write_json(out / AGGREGATE_FILE, summary)
+    return read_json(out / AGGREGATE_FILE)

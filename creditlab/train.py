@@ -147,44 +147,38 @@ def fit(
         }
 
     n_batches = max(1, len(x_train) // batch_size)  # the last partial batch is dropped
-    epoch, batch = 0, 0
-    state = ctx.resume()
-    if state is not None:
-        learner.load_state_dict(state["learner"])
-        epoch, batch, running = state["epoch"], state["batch"], state["running"]
-    else:
-        running = []
-        ctx.checkpoint({"learner": learner.state_dict(), "epoch": 0, "batch": 0, "running": []})
-    bar = ctx.progress(epochs * n_batches, initial=epoch * n_batches + batch)
+    running: list[float] = []  # losses since the last batch_loss row
     final: dict[str, float] = {}
-    while epoch < epochs and not getattr(learner, "converged", False):
-        order = epoch_order(len(x_train), ctx.seed, epoch)
-        for b in range(batch, n_batches):
-            step = epoch * n_batches + b + 1
-            idx = order[b * batch_size : (b + 1) * batch_size].to(x_train.device)
-            loss = learner.train_step(x_train[idx], y_train[idx])["loss"]
-            ctx.check_finite(step, train_loss=loss)
-            running.append(loss)
-            if step % log_every == 0:
-                ctx.log(step, batch_loss=sum(running) / len(running))
-                running = []
-            bar.update()
-            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-            ctx.boundary(
-                lambda e=epoch, b=b, r=list(running): {
-                    "learner": learner.state_dict(),
-                    "epoch": e,
-                    "batch": b + 1,
-                    "running": r,
-                }
-            )
-        final = measure()
-        ctx.log((epoch + 1) * n_batches, epoch=epoch + 1, **final)
-        epoch, batch = epoch + 1, 0
-        ctx.checkpoint(
-            {"learner": learner.state_dict(), "epoch": epoch, "batch": 0, "running": running}
-        )
-    bar.close()
+
+    def restore(state: dict[str, Any]) -> None:
+        learner.load_state_dict(state["learner"])
+        running[:] = state["running"]
+
+    steps = ctx.loop(
+        epochs * n_batches,
+        lambda: {"learner": learner.state_dict(), "running": list(running)},
+        restore,
+        checkpoint_every=n_batches,  # every epoch's end
+    )
+    order = None
+    for i in steps:
+        epoch, b = divmod(i, n_batches)
+        if b == 0 and getattr(learner, "converged", False):
+            break  # at an epoch boundary, after that epoch was measured
+        if order is None or b == 0:
+            order = epoch_order(len(x_train), ctx.seed, epoch)
+        step = i + 1
+        idx = order[b * batch_size : (b + 1) * batch_size].to(x_train.device)
+        loss = learner.train_step(x_train[idx], y_train[idx])["loss"]
+        ctx.check_finite(step, train_loss=loss)
+        running.append(loss)
+        if step % log_every == 0:
+            ctx.log(step, batch_loss=sum(running) / len(running))
+            running.clear()
+        steps.postfix(loss=loss)
+        if b == n_batches - 1:
+            final = measure()
+            ctx.log(step, epoch=epoch + 1, **final)
     return final or measure()  # measure(): resumed after the last epoch was logged
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,7 @@ from typing import Any
 from creditlab import seeds as seeds_
 from creditlab.errors import UserError
 from creditlab.registry import Experiment
-
-TUNE_FILE = "tune.json"
+from creditlab.rundir import AGGREGATE_FILE, TUNE_FILE, is_seeds_folder, read_json, write_json
 
 
 def parse_grid(items: Sequence[str], zipped: bool = False) -> list[dict[str, str]]:
@@ -114,19 +112,19 @@ def tune(
     }
     saved = out / TUNE_FILE
     if saved.exists():
-        before = json.loads(saved.read_text())
+        before = read_json(saved) or {}
         if {k: before.get(k) for k in plan} != plan:
             raise UserError(f"{out} holds a different tuning run; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(plan, indent=2) + "\n")
+    write_json(saved, plan)
 
     points = []
     for i, point in enumerate(grid, 1):
         folder = out / point_label(point)
         say(f"[{i}/{len(grid)}] {point_label(point)}")
-        if (folder / seeds_.AGGREGATE_FILE).exists():
-            summary = json.loads((folder / seeds_.AGGREGATE_FILE).read_text())
-        elif seeds_.is_seeds_folder(folder):
+        if (folder / AGGREGATE_FILE).exists():
+            summary = read_json(folder / AGGREGATE_FILE)
+        elif is_seeds_folder(folder):
             summary = seeds_.resume_seeds(folder, say=say)
         else:
             summary = seeds_.run_seeds(
@@ -155,7 +153,7 @@ def tune(
     choose = min if minimize else max
     best = {m: choose(points, key=lambda p, m=m: p["metrics"][m]["mean"])["point"] for m in metrics}
     table = {**plan, "points": points, "best": best}
-    saved.write_text(json.dumps(table, indent=2) + "\n")
+    write_json(saved, table)
     return table
 
 

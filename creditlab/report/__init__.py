@@ -1,21 +1,8 @@
-"""Plots (PNG files, drawn off-screen) and the self-contained HTML report built from run folders."""
+"""The report: one self-contained HTML page (and a Markdown table) rendered from run folders.
 
-from creditlab.report.html import (
-    build_report,
-    comparisons,
-    data_cell,
-    headline,
-    markdown_table,
-)
-from creditlab.report.plots import line_plot, plot_learning_curves, read_metrics
+Reading runs and the paper-vs-measured verdicts live on the ground floor
+(:mod:`creditlab.rundir`); this package only renders them."""
 
-__all__ = [
-    "build_report",
-    "comparisons",
-    "data_cell",
-    "headline",
-    "line_plot",
-    "markdown_table",
-    "plot_learning_curves",
-    "read_metrics",
-]
+from creditlab.report.html import build_report, markdown_table
+
+__all__ = ["build_report", "markdown_table"]

@@ -10,238 +10,32 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 import os
 import platform
 import re
 import tempfile
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
 from pathlib import Path
 
 from creditlab import __version__
-from creditlab.report.plots import _is_number, plot_learning_curves, read_metrics
-from creditlab.tuning import TUNE_FILE
+from creditlab.plots import plot_learning_curves
+from creditlab.rundir import (
+    COMPARISON_HEADER,
+    MEETS,
+    METRICS_FILE,
+    SHORT,
+    Comparison,
+    Run,
+    comparisons,
+    data_cell,
+    find_runs,
+    fmt,
+    headline,
+    is_number,
+    latest_runs,
+    read_metrics,
+)
 
-# Words in a metric's name that say which direction is better; anything else gets no verdict.
-HIGHER_IS_BETTER = ("accuracy", "_acc", "per_second", "alignment", "cosine")
-LOWER_IS_BETTER = ("loss", "error", "mse", "nll", "seconds", "memory", "_mb")
-SHORT, MEETS = "falls short of paper", "matches or beats paper"
-NOT_COMPARABLE = "not comparable"
-EPOCH = datetime.min.replace(tzinfo=UTC)
-
-
-# ----------------------------------------------------------------------------- runs on disk
-
-
-def _load_json(path: Path) -> dict | None:
-    """A JSON object from ``path``, or None when it is missing or unreadable."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-@dataclass
-class Run:
-    """One run folder: its ``config.json`` and, once finished, its ``result.json``."""
-
-    folder: Path
-    config: dict
-    result: dict | None
-
-    def get(self, key: str, default: object = None) -> object:
-        """A top-level field of result.json, falling back to config.json."""
-        return (self.result or {}).get(key, self.config.get(key, default))
-
-    @property
-    def experiment(self) -> str:
-        return str(self.get("experiment", self.folder.parent.name))
-
-    @property
-    def is_aggregate(self) -> bool:
-        """A multi-seed folder (seeds.json + aggregate.json), not a single run."""
-        return "seeds" in self.config
-
-    @property
-    def seeds(self) -> str:
-        """The seed column: "0" for one run, "0-4 (5 seeds)" for an aggregate."""
-        if not self.is_aggregate:
-            return str(self.get("seed", "—"))
-        seeds = list(self.config["seeds"])
-        consecutive = seeds == list(range(seeds[0], seeds[0] + len(seeds)))
-        label = f"{seeds[0]}-{seeds[-1]}" if consecutive else ",".join(map(str, seeds))
-        return f"{label} ({len(seeds)} seeds)"
-
-    @property
-    def metrics_files(self) -> list[Path]:
-        """metrics.jsonl of the run, or of every seed of an aggregate."""
-        if self.is_aggregate:
-            return [self.folder / f"s{seed}" / "metrics.jsonl" for seed in self.config["seeds"]]
-        return [self.folder / "metrics.jsonl"]
-
-    @property
-    def wall_time(self) -> str:
-        return _with_unit(self.get("wall_seconds"), ".1f", "s")
-
-    @property
-    def peak_memory(self) -> str:
-        return _with_unit(self.get("peak_memory_mb"), ".0f", "MB")
-
-    @cached_property
-    def finished(self) -> datetime:
-        """``finished_utc`` as an aware datetime; the distant past when absent or malformed."""
-        try:
-            when = datetime.fromisoformat(str(self.get("finished_utc")))
-        except ValueError:
-            return EPOCH
-        return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def find_runs(runs_dir: Path) -> list[Run]:
-    """Every run folder below ``runs_dir`` (holding a result.json or config.json), and every
-    multi-seed folder (holding a seeds.json; its result is the aggregate.json). Runs inside a
-    tuning folder (`creditlab tune`, on tuning seeds) are left out: they choose settings and
-    are never reported."""
-    runs_dir = Path(runs_dir)
-    tuning = {p.parent for p in runs_dir.rglob(TUNE_FILE)}
-
-    def reported(folder: Path) -> bool:
-        return not tuning.intersection(folder.parents)
-
-    folders = {p.parent for name in ("result.json", "config.json") for p in runs_dir.rglob(name)}
-    runs = [
-        Run(f, _load_json(f / "config.json") or {}, _load_json(f / "result.json"))
-        for f in sorted(folders)
-        if reported(f)
-    ]
-    runs += [
-        Run(p.parent, _load_json(p) or {}, _load_json(p.parent / "aggregate.json"))
-        for p in sorted(runs_dir.rglob("seeds.json"))
-        if reported(p.parent)
-    ]
-    return runs
-
-
-def latest_runs(runs: list[Run]) -> dict[str, tuple[Run, int]]:
-    """Label -> (what the report shows for it, how many finished runs it has), one entry per
-    experiment and data protocol: the latest finished multi-seed aggregate if there is one,
-    else the latest finished run. The label is the experiment's name, followed by the protocol
-    in brackets when the experiment was run on more than one ("bp.mnist [fashion_mnist]")."""
-    groups: dict[tuple[str, str], list[Run]] = {}
-    for run in runs:
-        if run.result is not None:
-            protocol = str(data_protocol(run.result) or "")
-            groups.setdefault((run.experiment, protocol), []).append(run)
-    protocols: dict[str, int] = {}
-    for name, _ in groups:
-        protocols[name] = protocols.get(name, 0) + 1
-    return {
-        (f"{name} [{protocol}]" if protocols[name] > 1 and protocol else name): (
-            max(group, key=lambda r: (r.is_aggregate, r.finished)),
-            len(group),
-        )
-        for (name, protocol), group in sorted(groups.items())
-    }
-
-
-# ----------------------------------------------------------------------------- numbers
-
-
-def _fmt(name: str, value: object, signed: bool = False) -> str:
-    """A metric value for people: accuracies to 4 decimals, large numbers with separators."""
-    if value is None:
-        return "—"
-    if not _is_number(value) or not math.isfinite(value):
-        return str(value)
-    sign = "+" if signed else ""
-    if isinstance(value, int):
-        return f"{value:{sign},}"
-    if "accuracy" in name.lower() and abs(value) <= 1:
-        return f"{value:{sign}.4f}"
-    if abs(value) >= 1000:
-        return f"{value:{sign},.0f}"
-    return f"{value:{sign}.4g}"
-
-
-def _with_unit(value: object, spec: str, unit: str) -> str:
-    return f"{value:{spec}} {unit}" if _is_number(value) else "—"
-
-
-def _higher_is_better(name: str) -> bool | None:
-    lowered = name.lower()
-    if any(word in lowered for word in HIGHER_IS_BETTER):
-        return True
-    if any(word in lowered for word in LOWER_IS_BETTER):
-        return False
-    return None
-
-
-@dataclass
-class Comparison:
-    """One metric as measured, beside the paper's value for it where the paper gives one."""
-
-    metric: str
-    measured: object
-    paper: object = None
-    source: str = ""
-    protocol: str = ""
-    """the run's data protocol (result.json's data.protocol), e.g. "mnist10k"."""
-    paper_protocol: str = ""
-    """the protocol the paper's figure was measured on, where the experiment declares it."""
-    std: float | None = None
-    """the standard deviation over seeds, for an aggregate (``measured`` is then the mean)."""
-    n: int = 1
-    """how many seeds ``measured`` summarises."""
-
-    @property
-    def comparable(self) -> bool:
-        """False when the run and the paper used different data protocols (never compared)."""
-        return not (self.protocol and self.paper_protocol and self.protocol != self.paper_protocol)
-
-    @property
-    def difference(self) -> float | None:
-        if _is_number(self.measured) and _is_number(self.paper):
-            return self.measured - self.paper
-        return None
-
-    @property
-    def verdict(self) -> str:
-        """SHORT or MEETS where the metric has a known better direction, NOT_COMPARABLE (with
-        both protocols named) where the data protocols differ, else ''."""
-        if self.paper is not None and not self.comparable:
-            return f"{NOT_COMPARABLE} ({self.protocol} here, {self.paper_protocol} in the paper)"
-        better = _higher_is_better(self.metric)
-        if self.difference is None or better is None or math.isnan(self.difference):
-            return ""
-        return MEETS if (self.difference >= 0) == better or self.difference == 0 else SHORT
-
-    def cells(self) -> list[str]:
-        """Plain-text cells: metric, measured, paper, difference, verdict, source."""
-        diff = _fmt(self.metric, self.difference, signed=True) if self.comparable else "—"
-        if (
-            self.comparable
-            and self.difference is not None
-            and _is_number(self.paper)
-            and self.paper
-        ):
-            diff += f" ({self.difference / abs(self.paper):+.1%})"
-        measured = _fmt(self.metric, self.measured)
-        if self.std is not None:
-            measured += f" ± {_fmt(self.metric, self.std)} (n={self.n})"
-        return [
-            self.metric,
-            measured,
-            _fmt(self.metric, self.paper),
-            diff,
-            self.verdict,
-            self.source,
-        ]
-
-
-COMPARISON_HEADER = ["metric", "measured", "paper", "difference", "vs paper", "source"]
 SUMMARY_HEADER = [
     "experiment",
     "scale",
@@ -253,57 +47,16 @@ SUMMARY_HEADER = [
 ]
 
 
-def comparisons(result: dict) -> list[Comparison]:
-    """Every measured metric, then any metric the paper reports that the run did not measure."""
-    metrics = result.get("metrics") or {}
-    paper = result.get("paper") or {}
-    protocol = str(data_protocol(result) or "")
-    out = []
-    for name in [*metrics, *(n for n in paper if n not in metrics)]:
-        entry = paper.get(name)
-        if not isinstance(entry, dict):
-            entry = {"value": entry}
-        measured = metrics.get(name)
-        stats = measured if isinstance(measured, dict) else {}  # an aggregate's summary
-        out.append(
-            Comparison(
-                name,
-                stats.get("mean", measured if not stats else None),
-                entry.get("value"),
-                str(entry.get("source", "")),
-                protocol,
-                str(entry.get("protocol", "")),
-                stats.get("std"),
-                int(stats.get("n", 1)),
-            )
-        )
-    return out
+def _with_unit(value: object, spec: str, unit: str) -> str:
+    return f"{value:{spec}} {unit}" if is_number(value) else "—"
 
 
-def data_protocol(result: dict) -> str | None:
-    """The run's data protocol from result.json (e.g. "mnist10k", "fashion_mnist"), if any."""
-    data = result.get("data")
-    return data.get("protocol") if isinstance(data, dict) else None
+def _wall_time(run: Run) -> str:
+    return _with_unit(run.get("wall_seconds"), ".1f", "s")
 
 
-def data_cell(result: dict) -> str:
-    """The data column: protocol and training-set size, e.g. "mnist10k (8,000 train)"."""
-    data = result.get("data")
-    if not isinstance(data, dict) or not data.get("protocol"):
-        return "—"
-    n = data.get("n_train")
-    return f"{data['protocol']} ({n:,} train)" if isinstance(n, int) and n else data["protocol"]
-
-
-def headline(result: dict) -> list[Comparison]:
-    """The metrics the paper reports; failing that, the first accuracy, or the first metric."""
-    rows = comparisons(result)
-    with_paper = [c for c in rows if c.paper is not None]
-    accuracies = sorted(
-        (c for c in rows if "accuracy" in c.metric.lower()),
-        key=lambda c: not c.metric.startswith("test"),  # a test accuracy first
-    )
-    return with_paper or accuracies[:1] or rows[:1]
+def _peak_memory(run: Run) -> str:
+    return _with_unit(run.get("peak_memory_mb"), ".0f", "MB")
 
 
 def _machine() -> str:
@@ -340,8 +93,8 @@ def markdown_table(runs_dir: Path) -> str:
             run.seeds,
             data_cell(run.result),
             *metric_cells,
-            run.wall_time,
-            run.peak_memory,
+            _wall_time(run),
+            _peak_memory(run),
             str(run.get("machine") or _machine()),
         ]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
@@ -428,8 +181,8 @@ def _summary(latest: dict[str, tuple[Run, int]]) -> str:
                     _td(run.seeds, "num", span),
                     _td(data_cell(run.result), rowspan=span),
                     *row,
-                    _td(run.wall_time, "num", span),
-                    _td(run.peak_memory, "num", span),
+                    _td(_wall_time(run), "num", span),
+                    _td(_peak_memory(run), "num", span),
                 ]
             rows.append(row)
     return "<h2>Summary</h2>" + _table(SUMMARY_HEADER, rows)
@@ -443,8 +196,8 @@ def _section(name: str, run: Run, n_finished: int, runs_dir: Path, scratch: Path
         f"seed {_e(run.seeds)}",
         f"device {_e(run.config.get('device', '—'))}",
         f"finished {_e(r.get('finished_utc', '—'))}",
-        f"wall time {_e(run.wall_time)}",
-        f"peak memory {_e(run.peak_memory)}",
+        f"wall time {_e(_wall_time(run))}",
+        f"peak memory {_e(_peak_memory(run))}",
         ", ".join(f"{_e(k)} {_e(v)}" for k, v in versions.items()),
         f"commit <code>{_e(r.get('git_commit') or '—')}</code>",
         f"folder <code>{_e(_relative(run.folder, runs_dir))}</code>",
@@ -491,13 +244,13 @@ def _seed_table(metrics: dict) -> str:
     rows = []
     for name, stats in metrics.items():
         low, high = stats["ci95"]
-        cells = [_fmt(name, stats[k]) for k in ("mean", "std", "min", "max")]
+        cells = [fmt(name, stats[k]) for k in ("mean", "std", "min", "max")]
         rows.append(
             [
                 _td(name),
                 *(_td(c, "num") for c in cells),
-                _td(f"[{_fmt(name, low)}, {_fmt(name, high)}]", "num"),
-                _td(", ".join(_fmt(name, v) for v in stats["values"])),
+                _td(f"[{fmt(name, low)}, {fmt(name, high)}]", "num"),
+                _td(", ".join(fmt(name, v) for v in stats["values"])),
             ]
         )
     return _table(header, rows)
@@ -506,8 +259,8 @@ def _seed_table(metrics: dict) -> str:
 def _incomplete(runs: list[Run], runs_dir: Path) -> str:
     rows = []
     for run in runs:
-        records = read_metrics(run.folder / "metrics.jsonl")
-        steps = [m["step"] for m in records if _is_number(m.get("step"))]
+        records = read_metrics(run.folder / METRICS_FILE)
+        steps = [m["step"] for m in records if is_number(m.get("step"))]
         rows.append(
             [
                 _td(run.experiment),

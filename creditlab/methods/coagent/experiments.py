@@ -45,8 +45,8 @@ from creditlab.methods.coagent.option_critic import (
     evaluate,
     termination_probabilities,
 )
+from creditlab.plots import line_plot
 from creditlab.registry import experiment
-from creditlab.report import line_plot
 from creditlab.runner import RunContext
 
 PAPER = "Kostas, Nota & Thomas, 'Asynchronous Coagent Networks' (ICML 2020)"

@@ -1,7 +1,7 @@
 """The Four Rooms figures of Bacon et al. (2017) that a line plot cannot draw: steps to goal on
 either side of the goal switch (two panels) and values on the Four Rooms map.
 
-They draw with the shared look of :mod:`creditlab.report.plots` (its line drawing, axis
+They draw with the shared look of :mod:`creditlab.plots` (its line drawing, axis
 finish and saving), on a bare :class:`matplotlib.figure.Figure`.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from creditlab.methods.coagent.four_rooms import CELLS, WALLS
-from creditlab.report.plots import draw_lines, finish_axis, save_figure
+from creditlab.plots import draw_lines, finish_axis, save_figure
 
 Series = Mapping[str, tuple[Sequence[float], Sequence[float]]]
 

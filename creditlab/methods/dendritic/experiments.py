@@ -45,9 +45,9 @@ from creditlab.methods.dendritic.microcircuit import (
 )
 from creditlab.methods.dendritic.sweeps import MixingFactors
 from creditlab.models import mlp
+from creditlab.plots import line_plot, read_metrics
 from creditlab.registry import experiment
-from creditlab.report.plots import line_plot, read_metrics
-from creditlab.runner import RunContext, StageContext, finished_stages, with_config_threads
+from creditlab.runner import RunContext, StageContext, finished_stages
 from creditlab.train import BackpropClassifier, DataConfig, fit, load_split, make_optimizer
 
 PAPER = (
@@ -183,7 +183,6 @@ class SelfPredictingConfig(DynamicsConfig):
     },
     demo=True,
 )
-@with_config_threads
 def self_predicting(cfg: SelfPredictingConfig, ctx: RunContext) -> dict[str, float]:
     """Learning the self-predicting state: interneurons silence the apical dendrites."""
     _quick_note(cfg, ctx)
@@ -308,7 +307,6 @@ class TeacherConfig(DynamicsConfig):
     },
     demo=True,
 )
-@with_config_threads
 def teacher(cfg: TeacherConfig, ctx: RunContext) -> dict[str, float]:
     """Teacher-student regression in continuous time: microcircuit vs shallow learner."""
     _quick_note(cfg, ctx, extra=("topdown_scale",))
@@ -869,7 +867,6 @@ def _weight_alignment(micro: dict[str, Any]) -> dict[str, float]:
     },
     demo=True,
 )
-@with_config_threads
 def mnist(cfg: MnistConfig, ctx: RunContext) -> dict[str, float]:
     """784-500-500-10 microcircuit on MNIST or cfg.dataset (two-sweep mode) vs backprop."""
     done = _run_rows(
@@ -920,7 +917,6 @@ def mnist(cfg: MnistConfig, ctx: RunContext) -> dict[str, float]:
         "test_accuracy_backprop": (0.9847, f"{SEC_34}: backprop 1.53%", "mnist60k"),
     },
 )
-@with_config_threads
 def mnist_rows(cfg: MnistRowsConfig, ctx: RunContext) -> dict[str, float]:
     """The paper's MNIST comparison (Sec. 3.4), one row each, beside the paper's figures.
 

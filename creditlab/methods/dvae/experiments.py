@@ -36,9 +36,9 @@ from creditlab.methods.dvae.model import posterior_structure as structure_of
 from creditlab.methods.dvae.plots import LABELS, image_grids, posterior_figure
 from creditlab.methods.dvae.rbm import enumerable
 from creditlab.methods.dvae.relax import Relaxation
+from creditlab.plots import line_plot
 from creditlab.registry import experiment
-from creditlab.report.plots import line_plot
-from creditlab.runner import RunContext, with_config_threads
+from creditlab.runner import RunContext
 from creditlab.train import epoch_order
 
 PAPER = (
@@ -194,7 +194,6 @@ def _check(cfg: BmnistConfig) -> None:
     },
     demo=True,
 )
-@with_config_threads
 def bmnist(cfg: BmnistConfig, ctx: RunContext) -> dict[str, float]:
     """Discrete VAE on binarized MNIST: RBM posterior vs factorial and directed posteriors."""
     _check(cfg)

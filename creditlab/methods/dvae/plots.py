@@ -1,7 +1,7 @@
 """The two figures of dvae.bmnist that are not line plots: decoded prior samples, and the
 posterior of a few test digits under each posterior family.
 
-Drawn on a bare :class:`matplotlib.figure.Figure` like :mod:`creditlab.report.plots` (which has
+Drawn on a bare :class:`matplotlib.figure.Figure` like :mod:`creditlab.plots` (which has
 no image-grid helper; these two could move there if another method needs them).
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from creditlab.report.plots import DPI
+from creditlab.plots import DPI
 
 LABELS = {"rbm_posterior": "RBM posterior", "factorial": "factorial", "directed": "directed"}
 

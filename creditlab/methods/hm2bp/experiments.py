@@ -35,7 +35,7 @@ from creditlab.errors import UserError
 from creditlab.methods.hm2bp.learner import HM2BPLearner, RateTargets
 from creditlab.methods.hm2bp.network import Conv, Dense, Layer, Pool, SpikingNetwork
 from creditlab.registry import experiment
-from creditlab.runner import RunContext, with_config_threads
+from creditlab.runner import RunContext
 from creditlab.spiking import bernoulli_encode
 from creditlab.train import DataConfig, fit, load_split
 
@@ -307,7 +307,6 @@ MNIST_PAPER = {
     paper=MNIST_PAPER,
     demo=True,
 )
-@with_config_threads
 def mnist(cfg: MnistConfig, ctx: RunContext) -> dict[str, float]:
     """HM2-BP, 784-800-10 spiking MLP on MNIST (or the `dataset` field's data set)."""
     _check(cfg, len(cfg.hidden) + 1)
@@ -365,7 +364,6 @@ def mnist(cfg: MnistConfig, ctx: RunContext) -> dict[str, float]:
     },
     paper={"test_accuracy": (0.9949, f"{LOGS}, with augmentation (mean 99.42%)", "mnist60k")},
 )
-@with_config_threads
 def mnist_cnn(cfg: CnnConfig, ctx: RunContext) -> dict[str, float]:
     """HM2-BP, spiking CNN 15C5-P2-40C5-P2-300-10 on MNIST."""
     _check(cfg, 4)
@@ -421,7 +419,6 @@ def mnist_cnn(cfg: CnnConfig, ctx: RunContext) -> dict[str, float]:
     },
     paper={"test_accuracy": (0.9888, f"{LOGS}, 2312-800-10", "nmnist")},
 )
-@with_config_threads
 def nmnist(cfg: NmnistConfig, ctx: RunContext) -> dict[str, float]:
     """HM2-BP, 2312-800-10 spiking MLP on N-MNIST (saccade-stabilised event frames)."""
     _check(cfg, len(cfg.hidden) + 1)

@@ -29,8 +29,8 @@ from torch import nn
 from creditlab.data import ClassifierData
 from creditlab.diagnostics.relu import ReluMonitor, too_dead
 from creditlab.errors import UserError
+from creditlab.plots import DPI, line_plot
 from creditlab.registry import experiment
-from creditlab.report.plots import DPI, line_plot
 from creditlab.runner import RunContext, StageContext, finished_stages
 from creditlab.train import (
     BackpropClassifier,

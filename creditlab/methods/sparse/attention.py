@@ -33,7 +33,7 @@ from creditlab.methods.sparse.hyperlayer import (
     sparse_product,
 )
 from creditlab.models import cnn, mlp
-from creditlab.report.plots import save_figure
+from creditlab.plots import save_figure
 from creditlab.train import BackpropClassifier
 
 Attention = Literal["sparse", "reinforce"]

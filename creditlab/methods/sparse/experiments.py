@@ -48,9 +48,9 @@ from creditlab.methods.sparse.sorting import (
     quicksort_order,
 )
 from creditlab.models import cnn
+from creditlab.plots import line_plot
 from creditlab.registry import experiment
-from creditlab.report.plots import line_plot
-from creditlab.runner import RunContext, StageContext, finished_stages, with_config_threads
+from creditlab.runner import RunContext, StageContext, finished_stages
 from creditlab.train import BackpropClassifier, DataConfig, fit, make_optimizer
 
 PAPER = (
@@ -193,7 +193,6 @@ def index_accuracy(layer: SparseHyperLayer, perm: torch.Tensor) -> float:
     },
     demo=True,
 )
-@with_config_threads
 def identity(cfg: IdentityConfig, ctx: RunContext) -> dict[str, float]:
     """Recover a 32x32 identity and a random permutation with a free sparse hyperlayer."""
     _positive(size=cfg.size, iterations=cfg.iterations, batch_size=cfg.batch_size)
@@ -418,7 +417,6 @@ def attention_learners(cfg: AttentionConfig, image_size: tuple[int, int], pool: 
         },
     },
 )
-@with_config_threads
 def attention(cfg: AttentionConfig, ctx: RunContext) -> dict[str, float]:
     """Sparse glimpse attention vs REINFORCE hard attention vs a conv net (MNIST, canvas)."""
     _positive(epochs=cfg.epochs, k=cfg.k, glimpses=cfg.glimpses, canvas_pool=cfg.canvas_pool)
@@ -650,7 +648,6 @@ def train_sorting(
     },
     demo=True,
 )
-@with_config_threads
 def sort(cfg: SortConfig, ctx: RunContext) -> dict[str, float]:
     """Differentiable quicksort vs NeuralSort on MNIST numbers (held-out test digits)."""
     settings = sort_settings(cfg)

@@ -6,13 +6,14 @@ Everything draws on a bare :class:`matplotlib.figure.Figure` (the Agg canvas), n
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from creditlab.rundir import is_number, read_metrics
 
 DPI = 110
 PANEL_SIZE = (4.8, 3.4)  # inches per panel
@@ -21,39 +22,15 @@ MARKER_BELOW = 40  # series with fewer points get a marker on every point
 NOT_SERIES = {"step", "epoch"}
 
 
-def read_metrics(path: Path | str) -> list[dict]:
-    """Read a ``metrics.jsonl`` file: one dict per well-formed line.
-
-    Lines that are not JSON objects (such as a last line cut short by an interrupted run) are
-    skipped; a missing file reads as no records.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _series(records: list[dict]) -> dict[str, tuple[list[float], list[float]]]:
     """Metric name -> (steps, values), from records that carry an int ``step``."""
     series: dict[str, tuple[list[float], list[float]]] = {}
     for record in records:
         step = record.get("step")
-        if not _is_number(step):
+        if not is_number(step):
             continue
         for name, value in record.items():
-            if name not in NOT_SERIES and _is_number(value):
+            if name not in NOT_SERIES and is_number(value):
                 xs, ys = series.setdefault(name, ([], []))
                 xs.append(step)
                 ys.append(float(value))
