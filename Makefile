@@ -23,12 +23,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check creditlab tests benchmarks
-	$(BIN)/ruff format --check creditlab tests benchmarks
+	$(BIN)/ruff check creditlab tests benchmarks scripts
+	$(BIN)/ruff format --check creditlab tests benchmarks scripts
 
 format: $(STAMP)
-	$(BIN)/ruff format creditlab tests benchmarks
-	$(BIN)/ruff check --fix creditlab tests benchmarks
+	$(BIN)/ruff format creditlab tests benchmarks scripts
+	$(BIN)/ruff check --fix creditlab tests benchmarks scripts
 
 test: lint
 	$(BIN)/python -m pytest -q

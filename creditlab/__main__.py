@@ -1,5 +1,8 @@
+"""``python -m creditlab``: the command line (:mod:`creditlab.cli`)."""
+
 import sys
 
 from creditlab.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -281,8 +281,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"  failed: {err}")
             failed.append(exp.name)
             continue
-        headline = ", ".join(c.short() for c in rundir.headline(result)[:3])
-        print(f"  {headline}  ({time.monotonic() - start:.0f} s)")
+        print(demo_line(result, time.monotonic() - start))
     out = report.build_report(args.runs, args.runs / "report.html")
     print(f"report: {out}")
     if skipped:
@@ -291,6 +290,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"{len(failed)} experiment(s) failed: {', '.join(failed)}")
         return 1
     return 0
+
+
+def demo_line(result: dict, seconds: float) -> str:
+    """The demo's line for a finished run: its headline metrics (at most three, measured ones
+    only) and how long it took."""
+    headline = ", ".join(c.short() for c in rundir.headline(result)[:3])
+    return f"  {headline}  ({seconds:.0f} s)"
 
 
 def _fetch_missing_data(experiments: list[registry.Experiment], scale: str) -> dict[str, str]:

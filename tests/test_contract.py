@@ -1,71 +1,217 @@
-"""The contract every registered experiment meets, checked the moment it is registered
-(scikit-learn's estimator_checks habit): its smoke scale runs, writes the run-folder
-contract, produces finite metrics, and gives identical metrics for the same seed."""
+"""The contract every registered experiment meets, as named checks generated from the registry
+(scikit-learn's ``parametrize_with_checks`` habit): ``test_contract[bp.digits-resumes_exactly]``.
+
+For each experiment, two smoke runs with seed 1 are made once (cached for its checks): an
+unbroken one, and one stopped (as Ctrl-C would) at the middle one of its step boundaries and
+resumed from its checkpoint. The checks read them: the run folder and result.json schema,
+finite metrics, the resumed run equal to the unbroken one (metrics and metric stream: so the
+same seed gives the same metrics), ``--device`` honoured or refused with one line, and what a
+user reads of it: ``creditlab run``'s lines, ``run --seeds``'s table, ``demo``'s line and the
+report's row and section.
+"""
+
+from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
-from creditlab import registry, runner
+from creditlab import cli, registry, rundir, runner, seeds
 from creditlab.data import DATASETS
+from creditlab.report import build_report, markdown_table
 
-RESULT_KEYS = {
-    "experiment",
-    "scale",
-    "seed",
-    "config",
-    "metrics",
-    "paper",
-    "wall_seconds",
-    "peak_memory_mb",
-    "versions",
-    "git_commit",
-}
+EXPERIMENTS = registry.load_all()
 
 
 def _optional(exp: registry.Experiment) -> tuple[str, ...]:
     return tuple(n for n in exp.data_sets("smoke") if DATASETS[n].optional)
 
 
-# An experiment whose smoke config names a data set needs its genuine files (marked so), except
-# an optional one (N-MNIST: not on the CI machine), which the run reads as generated files.
-EXPERIMENTS = [
-    pytest.param(name, marks=pytest.mark.genuine_data(*exp.data_sets("smoke")))
-    if not _optional(exp)
-    else name
-    for name, exp in registry.load_all().items()
+def _reproducible(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if not registry.is_timing_metric(k)}
+
+
+class Runs:
+    """The two smoke runs of one experiment that its checks read."""
+
+    def __init__(self, exp: registry.Experiment, root: Path, monkeypatch: pytest.MonkeyPatch):
+        self.exp, self.root = exp, root
+        self.unbroken_dir = root / exp.name / "unbroken"
+        self.cut_dir = root / "cut" / exp.name
+        count = {"n": 0}
+        original = runner.RunContext.boundary
+
+        def counting(ctx, state_fn):
+            count["n"] += 1
+            return original(ctx, state_fn)
+
+        with monkeypatch.context() as m:
+            m.setattr(runner.RunContext, "boundary", counting)
+            self.unbroken = runner.run(exp, scale="smoke", seed=1, out=self.unbroken_dir)
+        self.boundaries = count["n"]
+        self.stop_at = max(1, self.boundaries // 2)
+        self.interrupted, self.resumed = False, None
+        if self.boundaries == 0:
+            return
+        count["n"] = 0
+
+        def stopping(ctx, state_fn):
+            count["n"] += 1
+            if count["n"] == self.stop_at:
+                ctx._stop_requested = True
+            return original(ctx, state_fn)
+
+        with monkeypatch.context() as m:
+            m.setattr(runner.RunContext, "boundary", stopping)
+            try:
+                runner.run(exp, scale="smoke", seed=1, out=self.cut_dir)
+            except runner.Interrupted:
+                self.interrupted = True
+        if self.interrupted:
+            self.resumed = runner.resume(self.cut_dir)
+
+
+_CACHE: dict[str, Runs] = {}
+
+
+@pytest.fixture
+def runs_of(tmp_path_factory, monkeypatch, fake_data):
+    def get(name: str) -> Runs:
+        exp = EXPERIMENTS[name]
+        for data_set in _optional(exp):  # not on the CI machine: generated files
+            fake_data(data_set)
+        if name not in _CACHE:
+            _CACHE[name] = Runs(exp, tmp_path_factory.mktemp("contract"), monkeypatch)
+        return _CACHE[name]
+
+    return get
+
+
+# ----------------------------------------------------------------------------- the checks
+
+
+def check_result_schema(r: Runs, capsys) -> None:
+    """result.json holds exactly the schema's keys, and config.json the config keys."""
+    result = rundir.read_json(r.unbroken_dir / rundir.RESULT_FILE)
+    assert tuple(result) == rundir.RESULT_KEYS
+    assert result == json.loads(json.dumps(r.unbroken))
+    assert (result["experiment"], result["scale"], result["seed"]) == (r.exp.name, "smoke", 1)
+    assert tuple(result["versions"]) == rundir.VERSION_KEYS
+    assert result["title"] and result["wall_seconds"] >= 0 and result["peak_memory_mb"] > 0
+    for figure in result["paper"].values():
+        assert {"value", "source"} <= set(figure) <= set(rundir.PAPER_FIGURE_KEYS)
+        assert isinstance(figure["value"], float | int)
+    config = rundir.read_json(r.unbroken_dir / rundir.CONFIG_FILE)
+    assert tuple(config) == rundir.CONFIG_KEYS and config["config"] == result["config"]
+
+
+def check_run_folder(r: Runs, capsys) -> None:
+    """metrics.jsonl has integer steps; plots were drawn; no checkpoint is left behind."""
+    records = rundir.read_metrics(r.unbroken_dir / rundir.METRICS_FILE)
+    assert records and all(isinstance(row["step"], int) for row in records)
+    assert list((r.unbroken_dir / rundir.PLOTS_DIR).glob("*.png"))
+    assert not (r.unbroken_dir / rundir.CHECKPOINT_FILE).exists()
+
+
+def check_metrics_finite(r: Runs, capsys) -> None:
+    """Every metric is a finite number; an accuracy lies in [0, 1]."""
+    metrics = r.unbroken["metrics"]
+    assert metrics and all(math.isfinite(v) for v in metrics.values())
+    for name, value in metrics.items():
+        if name.endswith("_accuracy"):
+            assert 0.0 <= value <= 1.0, name
+
+
+def check_resumes_exactly(r: Runs, capsys) -> None:
+    """Stopped at its middle step boundary and resumed: the same metrics and the same metric
+    stream as the unbroken run (so the same seed also gives the same metrics)."""
+    assert r.boundaries > 0, "no step boundary: the run cannot be stopped and resumed"
+    assert r.interrupted, f"asked to stop at boundary {r.stop_at} of {r.boundaries}; it did not"
+    assert not (r.cut_dir / rundir.CHECKPOINT_FILE).exists()
+    assert _reproducible(r.resumed["metrics"]) == _reproducible(r.unbroken["metrics"])
+    cut = (r.cut_dir / rundir.METRICS_FILE).read_text()
+    assert cut == (r.unbroken_dir / rundir.METRICS_FILE).read_text()
+
+
+def check_device(r: Runs, capsys) -> None:
+    """``--device cuda``: honoured where declared and present, else one line and exit 2."""
+    import torch
+
+    argv = ["run", r.exp.name, "--scale", "smoke", "--device", "cuda", "--out"]
+    argv.append(str(r.root / "cuda"))
+    if "cuda" in r.exp.devices and torch.cuda.is_available():
+        assert cli.main(argv) == 0
+        result = rundir.read_json(r.root / "cuda" / rundir.RESULT_FILE)
+        assert result["device"] == "cuda"
+        return
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    expected = "no CUDA device" if "cuda" in r.exp.devices else "runs on CPU only"
+    assert expected in err
+    assert not (r.root / "cuda").exists()  # refused before any folder was made
+
+
+def check_cli_run_output(r: Runs, capsys) -> None:
+    """``creditlab run``: a line per measured metric, the paper figure beside it."""
+    cli._print_result(r.unbroken, r.unbroken_dir)
+    out = capsys.readouterr().out
+    assert out.startswith(f"{r.exp.name} (smoke, seed 1)")
+    for name in r.unbroken["metrics"]:
+        assert f"  {name} " in out
+    assert "wall_seconds" in out and "None" not in out and "nan" not in out
+
+
+def check_cli_seeds_output(r: Runs, capsys) -> None:
+    """``creditlab run --seeds``: the aggregate's table (two copies of the run here)."""
+    twice = [r.unbroken, {**r.unbroken, "seed": 2}]
+    cli._print_aggregate(json.loads(json.dumps(seeds.aggregate(twice))), r.root)
+    out = capsys.readouterr().out
+    assert f"{r.exp.name} (smoke, 2 seeds [1, 2])" in out
+    for name in r.unbroken["metrics"]:
+        assert f"  {name} " in out
+    assert "None" not in out
+
+
+def check_demo_line(r: Runs, capsys) -> None:
+    """``creditlab demo``: the headline line names measured metrics only."""
+    line = cli.demo_line(r.unbroken, 1.0)
+    assert line and "None" not in line and "—" not in line
+    for c in rundir.headline(r.unbroken):
+        assert c.measured is not None and c.metric in line
+
+
+def check_report_row(r: Runs, capsys) -> None:
+    """The report: its summary row (Markdown and HTML) and its section."""
+    table = markdown_table(r.root / r.exp.name)
+    row = next(line for line in table.splitlines() if line.startswith(f"| {r.exp.name} |"))
+    assert "| smoke | 1 |" in row and "None" not in row
+    page = build_report(r.root / r.exp.name, r.root / "report.html").read_text()
+    assert f'id="exp-{r.exp.name}"' in page and "None" not in page
+
+
+CHECKS = [
+    check_result_schema,
+    check_run_folder,
+    check_metrics_finite,
+    check_resumes_exactly,
+    check_device,
+    check_cli_run_output,
+    check_cli_seeds_output,
+    check_demo_line,
+    check_report_row,
 ]
 
 
-@pytest.mark.parametrize("name", EXPERIMENTS)
-def test_smoke_run_meets_the_run_folder_contract(name, tmp_path, fake_data):
-    exp = registry.get(name)
-    for data_set in _optional(exp):
-        fake_data(data_set)
-    first = runner.run(exp, scale="smoke", seed=1, out=tmp_path / "a")
-    second = runner.run(exp, scale="smoke", seed=1, out=tmp_path / "b")
+def _params():
+    for name, exp in EXPERIMENTS.items():
+        marks = () if _optional(exp) else (pytest.mark.genuine_data(*exp.data_sets("smoke")),)
+        for check in CHECKS:
+            yield pytest.param(name, check, id=f"{name}-{check.__name__[6:]}", marks=marks)
 
-    result = json.loads((tmp_path / "a" / "result.json").read_text())
-    assert RESULT_KEYS <= set(result)
-    assert result == json.loads(json.dumps(first))
-    assert result["experiment"] == name and result["scale"] == "smoke" and result["seed"] == 1
-    assert set(result["versions"]) == {"python", "torch", "creditlab"}
-    assert result["metrics"] and all(math.isfinite(v) for v in result["metrics"].values())
-    for figure in result["paper"].values():
-        assert {"value", "source"} <= set(figure) <= {"value", "source", "protocol"}
-        assert isinstance(figure["value"], float | int)
-    for metric, value in result["metrics"].items():
-        if metric.endswith("_accuracy"):
-            assert 0.0 <= value <= 1.0, metric
-    config = json.loads((tmp_path / "a" / "config.json").read_text())
-    assert config["experiment"] == name and config["config"] == result["config"]
-    lines = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
-    assert lines and all(isinstance(json.loads(line)["step"], int) for line in lines)
-    assert list((tmp_path / "a" / "plots").glob("*.png"))
-    assert not (tmp_path / "a" / "checkpoint.pt").exists()
 
-    def reproducible(metrics):
-        return {k: v for k, v in metrics.items() if not registry.is_timing_metric(k)}
-
-    assert reproducible(second["metrics"]) == reproducible(first["metrics"])
+@pytest.mark.parametrize(("name", "check"), list(_params()))
+def test_contract(name, check, runs_of, capsys):
+    check(runs_of(name), capsys)

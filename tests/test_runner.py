@@ -149,11 +149,11 @@ def test_backprop_smoke_runs_learn(name, dataset, threshold, tmp_path):
 
 
 def test_result_names_the_threads_the_run_used(tmp_path):
-    """An experiment that sets its own thread count (`with_config_threads`) is recorded with
-    it, not with the setting restored after it."""
+    """An experiment whose config has ``threads`` runs with that many (the runner sets it) and
+    is recorded with it, not with the setting restored after it."""
     exp = registry.Experiment(
         "test.threads",
-        runner.with_config_threads(_log_twice),
+        _log_twice,
         _ThreadsConfig,
         {"smoke": {}},
     )
@@ -161,10 +161,12 @@ def test_result_names_the_threads_the_run_used(tmp_path):
     torch.set_num_threads(2)
     try:
         result = runner.run(exp, scale="smoke", out=tmp_path / "threads")
+        after = torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
     assert result["machine"].endswith("torch threads 1"), result["machine"]
     assert "Ran with 1 torch CPU thread(s)" in result["notes"][0]
+    assert after == 2  # restored afterwards
 
 
 @dataclasses.dataclass
