@@ -133,3 +133,22 @@ def test_demo_offline_says_once_what_it_skips_and_runs_the_rest(capsys, tmp_path
     assert any(line.startswith("[1/1] bp.digits") for line in lines)
     assert lines[-1] == "1 experiment(s) skipped for missing data: bp.mnist"
     assert not (tmp_path / "runs" / "bp.mnist").exists()
+
+
+def test_cuda_is_refused_in_one_line_where_it_cannot_be_honoured(capsys):
+    """`creditlab run sparse.identity --device cuda` on this machine: exit 2, one line."""
+    err = _one_line_error(capsys, ["run", "sparse.identity", "--device", "cuda"])
+    assert "cuda" in err.lower()
+
+
+def test_demo_line_leaves_out_paper_figures_the_run_did_not_measure():
+    """A paper figure of another data set (measured None) crashed `creditlab demo` once."""
+    from creditlab.cli import demo_line
+
+    result = {
+        "metrics": {"test_accuracy": 0.91234, "epochs": 3.0},
+        "paper": {"reference_accuracy": {"value": 0.98, "source": "Table 2"}},
+    }
+    assert demo_line(result, 12.4) == "  test_accuracy=0.9123  (12 s)"
+    result["paper"]["test_accuracy"] = {"value": 0.95, "source": "Table 1"}
+    assert demo_line(result, 1) == "  test_accuracy=0.9123  (1 s)"

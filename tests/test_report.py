@@ -8,13 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from creditlab.report import (
-    build_report,
-    line_plot,
-    markdown_table,
-    plot_learning_curves,
-    read_metrics,
-)
+from creditlab.plots import line_plot, plot_learning_curves
+from creditlab.report import build_report, markdown_table
+from creditlab.rundir import read_metrics
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 HOSTILE = "<script>alert('x')</script> & co"

@@ -10,7 +10,7 @@ import pytest
 from creditlab import registry, tuning
 from creditlab.cli import main
 from creditlab.errors import UserError
-from creditlab.report.html import find_runs
+from creditlab.rundir import find_runs
 
 
 def test_grid_product_and_zip() -> None:
