@@ -3,7 +3,6 @@ gradcheck and by the formula, the layer against a dense matrix built by hand, no
 n x m tensor at n = 2^20, quicksort and NeuralSort against argsort, the held-out sorting and
 canvas data, and learning."""
 
-import doctest
 import math
 
 import numpy as np
@@ -12,7 +11,7 @@ import torch
 
 from creditlab import data, registry, runner
 from creditlab.errors import UserError
-from creditlab.methods.sparse import attention, canvas, experiments, hyperlayer, sorting
+from creditlab.methods.sparse import attention, canvas, hyperlayer, sorting, tasks
 from creditlab.methods.sparse.hyperlayer import (
     SparseHyperLayer,
     candidate_weights,
@@ -30,11 +29,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def test_doctests():
-    for module in (hyperlayer, sorting):
-        assert doctest.testmod(module).failed == 0
 
 
 # --- the density path ------------------------------------------------------------------------
@@ -238,14 +232,14 @@ def split_dataset(train_value: float, test_value: float, n: int = 40):
 
 def test_sorting_accuracy_reads_held_out_digits_only():
     ds = split_dataset(math.nan, 0.5)
-    images, values = experiments.held_out_sequences(ds, 5, 4, 64, seed=0)
+    images, values = tasks.held_out_sequences(ds, 5, 4, 64, seed=0)
     assert not images.isnan().any() and values.max() <= 9999
 
 
 def test_test_canvases_are_built_from_test_digits_only():
     ds = split_dataset(1.0, 0.0)
     cfg = registry.get("sparse.attention").make_config("smoke")
-    x_train, _, x_test, _ = experiments.attention_data(cfg, "canvas", ds)
+    x_train, _, x_test, _ = tasks.attention_data(cfg, "canvas", ds)
     assert x_test.max() == 0 and x_train.max() == 255
 
 

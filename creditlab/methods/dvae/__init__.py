@@ -10,6 +10,9 @@ trained by backpropagating through one relaxed block-Gibbs sweep of persistent c
 * :mod:`.posteriors`: ``RBMPosterior`` and the baselines ``FactorialPosterior`` and
   ``DirectedPosterior``.
 * :mod:`.model`: the DVAE, its ELBO / importance-weighted objective and its test NLL.
+* :mod:`.training`: the schedules and the side-by-side training loop; the test of the best states.
+* :mod:`.figures`: the validation curves, prior samples and posterior structure figures.
+* :mod:`.verdict`: the run's notes (departures from the protocol, the paper's claim).
 * :mod:`.experiments`: ``dvae.bmnist``.
 """
 

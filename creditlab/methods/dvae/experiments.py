@@ -23,23 +23,19 @@ be retrieved here (spec), so no paper figure is declared; the claim tested is th
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import torch
+from typing import Literal
 
 from creditlab import data
 from creditlab.errors import UserError
-from creditlab.methods.dvae.model import DVAE, PosteriorKind, build, evaluate_nll
-from creditlab.methods.dvae.model import posterior_structure as structure_of
-from creditlab.methods.dvae.plots import LABELS, image_grids, posterior_figure
+from creditlab.methods.dvae.figures import draw_figures
+from creditlab.methods.dvae.model import PosteriorKind
 from creditlab.methods.dvae.rbm import enumerable
 from creditlab.methods.dvae.relax import Relaxation
-from creditlab.plots import line_plot
+from creditlab.methods.dvae.training import build_models, spread_subset, test, train
+from creditlab.methods.dvae.verdict import write_notes
 from creditlab.registry import experiment
 from creditlab.runner import RunContext
-from creditlab.train import epoch_order
 
 PAPER = (
     "Vahdat, Andriyash & Macready, 'Learning Undirected Posteriors by Backpropagation through "
@@ -122,32 +118,6 @@ class BmnistConfig:
     2-core machine; 0 keeps torch's default)"""
 
 
-def spread_subset(x: torch.Tensor, n: int) -> torch.Tensor:
-    """``n`` examples evenly spaced through ``x`` (all of them for ``n = 0``): the binarized
-    MNIST test file is sorted by digit class, so its first images are all zeros.
-
-    >>> spread_subset(torch.arange(10), 3).tolist()
-    [0, 4, 9]
-    """
-    if n <= 0 or n >= len(x):
-        return x
-    return x[torch.linspace(0, len(x) - 1, n).round().long()]
-
-
-def lr_factor(t: int, cfg: BmnistConfig) -> float:
-    """The piecewise-constant schedule: ``lr_factors[j]`` between the j-th and (j+1)-th
-    switch points (fractions of ``iterations``)."""
-    fraction = t / cfg.iterations
-    return cfg.lr_factors[sum(fraction >= s for s in cfg.lr_switch)]
-
-
-def kl_weight(t: int, cfg: BmnistConfig) -> float:
-    """``c_KL``: linear from 0 to 1 over the first ``kl_warmup`` of the iterations."""
-    if cfg.kl_warmup <= 0:
-        return 1.0
-    return min(1.0, t / (cfg.kl_warmup * cfg.iterations))
-
-
 def _check(cfg: BmnistConfig) -> None:
     if len(cfg.latents) != 2 or min(cfg.latents) < 1:
         raise UserError(f"latents must be two positive sizes (n1, n2), got {cfg.latents}")
@@ -208,243 +178,10 @@ def bmnist(cfg: BmnistConfig, ctx: RunContext) -> dict[str, float]:
         "n_test": len(x_test),
         "n_train_available": len(ds.x_train),
     }
-    n1, n2 = cfg.latents
-    exact = enumerable(n1, n2, cfg.exact_max_units)
-    eval_settings = {
-        "exact_max_units": cfg.exact_max_units,
-        "ais_prior": (cfg.ais_prior_temperatures, cfg.ais_prior_chains),
-        "ais_posterior_temperatures": cfg.ais_posterior_temperatures,
-    }
-    batch = min(cfg.batch_size, len(x_train))
-    n_batches = len(x_train) // batch
-
-    # The models come from their own seeded stream, so that a resumed run (whose global
-    # generator is restored before this point) builds them without drawing from it.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(ctx.seed)
-        x_mean = x_train.mean(0)
-        models: dict[str, DVAE] = {
-            kind: build(
-                kind,
-                x_mean,
-                (n1, n2),
-                cfg.hidden,
-                len(x_train),
-                cfg.samples,
-                cfg.gibbs_sweeps,
-                cfg.relaxation,
-                cfg.beta,
-                cfg.coupling_scale,
-                cfg.prior_chains,
-                cfg.prior_sweeps,
-            ).to(ctx.device)
-            for kind in cfg.posteriors
-        }
-    optimizers = {
-        kind: torch.optim.Adam(m.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
-        for kind, m in models.items()
-    }
-
-    start, curve, best = 0, [], {}
-    seconds = dict.fromkeys(models, 0.0)
-    running: dict[str, list[float]] = {kind: [] for kind in models}
-    state = ctx.resume()
-    if state is not None:
-        for kind, m in models.items():
-            m.load_state_dict(state["models"][kind])
-            optimizers[kind].load_state_dict(state["optimizers"][kind])
-        start, curve, best = state["iteration"], state["curve"], state["best"]
-        seconds, running = state["seconds"], state["running"]
-
-    def snapshot(t: int) -> dict[str, Any]:
-        return {
-            "iteration": t,
-            "models": {kind: m.state_dict() for kind, m in models.items()},
-            "optimizers": {kind: o.state_dict() for kind, o in optimizers.items()},
-            "curve": curve,
-            "best": best,
-            "seconds": seconds,
-            "running": running,
-        }
-
-    bar = ctx.progress(cfg.iterations, initial=start)
-    order, order_epoch = None, -1
-    for t in range(start, cfg.iterations):
-        epoch, b = divmod(t, n_batches)
-        if epoch != order_epoch:
-            order, order_epoch = epoch_order(len(x_train), ctx.seed, epoch).to(ctx.device), epoch
-        index = order[b * batch : (b + 1) * batch]
-        x = x_train[index]
-        c_kl, lr = kl_weight(t, cfg), cfg.lr * lr_factor(t, cfg)
-        for kind, m in models.items():
-            tic = time.perf_counter()
-            loss = _train_step(m, optimizers[kind], x, index, c_kl, lr, cfg)
-            seconds[kind] += time.perf_counter() - tic
-            ctx.check_finite(t + 1, **{f"objective_{kind}": loss})
-            running[kind].append(loss)
-        step = t + 1
-        if step % cfg.log_every == 0:
-            losses = {f"objective_{k}": sum(v) / len(v) for k, v in running.items()}
-            ctx.log(step, c_kl=c_kl, lr=lr, **losses)
-            running = {kind: [] for kind in models}
-        if step % cfg.eval_every == 0 or step == cfg.iterations:
-            row = {}
-            for kind, m in models.items():
-                nll = evaluate_nll(m, x_valid, cfg.valid_samples, **eval_settings)
-                row[f"valid_nll_{kind}"] = nll
-                if kind not in best or nll < best[kind]["nll"]:
-                    best[kind] = {"nll": nll, "iteration": step, "state": _copy(m)}
-            ctx.log(step, **row)
-            curve.append((step, row))
-        bar.update()
-        ctx.boundary(lambda t=t: snapshot(t + 1))
-    bar.close()
-
-    metrics: dict[str, float] = {}
-    for kind, m in models.items():
-        missing, _ = m.load_state_dict(best[kind]["state"], strict=False)
-        assert all(k.endswith("chains") for k in missing), missing
-        tic = time.perf_counter()
-        metrics[f"test_nll_{kind}"] = evaluate_nll(m, x_test, cfg.test_samples, **eval_settings)
-        metrics[f"{kind}_eval_seconds"] = time.perf_counter() - tic
-        metrics[f"valid_nll_{kind}"] = best[kind]["nll"]
-        metrics[f"{kind}_best_iteration"] = best[kind]["iteration"]
-        metrics[f"{kind}_log_z_prior"] = float(m.prior.log_partition(*_prior_settings(cfg)))
-        metrics[f"{kind}_train_seconds"] = seconds[kind]
-        metrics[f"{kind}_iterations_per_second"] = (
-            cfg.iterations / seconds[kind] if seconds[kind] else 0.0
-        )
-    if "rbm_posterior" in models:
-        for other in ("factorial", "directed"):
-            if other in models:
-                gain = metrics[f"test_nll_{other}"] - metrics["test_nll_rbm_posterior"]
-                metrics[f"nll_gain_over_{other}"] = gain
-    _plots_and_structure(cfg, ctx, models, curve, x_test, metrics, exact)
-    _notes(cfg, ctx, metrics, exact)
+    exact = enumerable(*cfg.latents, cfg.exact_max_units)
+    models = build_models(cfg, ctx, x_train)
+    curve, best, seconds = train(cfg, ctx, models, x_train, x_valid)
+    metrics = test(cfg, models, best, seconds, x_test)
+    metrics.update(draw_figures(cfg, ctx.plots, models, curve, x_test, exact))
+    write_notes(cfg, BmnistConfig(), ctx, metrics, exact)
     return metrics
-
-
-def _train_step(
-    m: DVAE,
-    optimizer: torch.optim.Optimizer,
-    x: torch.Tensor,
-    index: torch.Tensor,
-    c_kl: float,
-    lr: float,
-    cfg: BmnistConfig,
-) -> float:
-    """One Adam step on the objective plus the L2 penalty; returns the objective's value."""
-    m.train()
-    loss, _ = m.objective(x, index, c_kl, cfg.samples)
-    penalty = 0.5 * cfg.weight_decay * sum(w.pow(2).sum() for w in m.weights())
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    optimizer.zero_grad(set_to_none=True)
-    (loss + penalty).backward()
-    optimizer.step()
-    return loss.item()
-
-
-def _copy(m: DVAE) -> dict[str, torch.Tensor]:
-    """The model's state without the persistent chains (not needed to test it)."""
-    return {k: v.detach().clone() for k, v in m.state_dict().items() if not k.endswith("chains")}
-
-
-def _prior_settings(cfg: BmnistConfig) -> tuple[int, int, int]:
-    return cfg.exact_max_units, cfg.ais_prior_temperatures, cfg.ais_prior_chains
-
-
-@torch.no_grad()
-def _plots_and_structure(
-    cfg: BmnistConfig,
-    ctx: RunContext,
-    models: dict[str, DVAE],
-    curve: list,
-    x_test: torch.Tensor,
-    metrics: dict[str, float],
-    exact: bool,
-) -> None:
-    """nll_over_iterations.png, prior_samples.png and (with an enumerable first group)
-    posterior_modes.png with the structure metrics."""
-    steps = [step for step, _ in curve]
-    line_plot(
-        ctx.plots / "nll_over_iterations.png",
-        {LABELS[kind]: (steps, [row[f"valid_nll_{kind}"] for _, row in curve]) for kind in models},
-        xlabel="iteration",
-        ylabel=f"validation NLL (nats, K={cfg.valid_samples})",
-        title="Importance-weighted NLL on the validation subset",
-    )
-    panels = {}
-    for kind, m in models.items():
-        m.eval()
-        z = m.prior.sample(36, cfg.exact_max_units)
-        panels[kind] = torch.sigmoid(m.decoder(z)).reshape(-1, 28, 28).cpu().numpy()
-    how = "exact samples" if exact else "persistent chains + 1000 sweeps"
-    image_grids(ctx.plots / "prior_samples.png", panels, f"decoded prior samples ({how})")
-    if cfg.latents[0] > cfg.exact_max_units or cfg.structure_digits < 1:
-        return
-    x = spread_subset(x_test, cfg.structure_digits)  # different digits, not 20 zeros
-    structures = {}
-    for kind, m in models.items():
-        s = structure_of(m, x)
-        structures[kind] = {k: v.cpu().numpy() for k, v in s.items()}
-        metrics[f"{kind}_posterior_entropy"] = float(s["entropy"].mean())
-        metrics[f"{kind}_total_correlation"] = float(s["total_correlation"].mean())
-        metrics[f"{kind}_posterior_modes"] = float(s["modes"].mean())
-    shown = {k: {n: v[: cfg.show_digits] for n, v in s.items()} for k, s in structures.items()}
-    digits = x[: cfg.show_digits].reshape(-1, 28, 28).cpu().numpy()
-    posterior_figure(ctx.plots / "posterior_modes.png", digits, shown)
-    for m in models.values():
-        m.train()
-
-
-def _notes(cfg: BmnistConfig, ctx: RunContext, metrics: dict[str, float], exact: bool) -> None:
-    default = BmnistConfig()
-    changed = [
-        f"{f}={getattr(cfg, f)}"
-        for f in (
-            "latents",
-            "hidden",
-            "iterations",
-            "n_train",
-            "prior_sweeps",
-            "eval_every",
-            "n_valid",
-            "valid_samples",
-            "n_test",
-            "test_samples",
-        )
-        if getattr(cfg, f) != getattr(default, f)
-    ]
-    if changed:
-        ctx.note("Shortened from the paper's protocol: " + ", ".join(changed) + ".")
-    how = (
-        "exactly, by enumerating the smaller latent side"
-        if exact
-        else f"by AIS ({cfg.ais_prior_temperatures} temperatures x {cfg.ais_prior_chains} "
-        f"chains for log Z_p; {cfg.ais_posterior_temperatures} temperatures x K chains per "
-        "test image for the RBM posterior)"
-    )
-    ctx.note(
-        f"Test NLL with K={cfg.test_samples} importance samples; log Z and posterior samples "
-        f"{how}. The prior's log Z gradient uses PCD ({cfg.prior_chains} chains, "
-        f"{cfg.prior_sweeps} sweeps per iteration), not the reference's population annealing."
-    )
-    if "test_nll_rbm_posterior" not in metrics:
-        return
-    rbm = metrics["test_nll_rbm_posterior"]
-    others = {
-        kind: metrics[f"test_nll_{kind}"]
-        for kind in ("factorial", "directed")
-        if f"test_nll_{kind}" in metrics
-    }
-    if not others:
-        return
-    parts = ", ".join(f"{LABELS[k]} {v:.2f}" for k, v in others.items())
-    holds = all(rbm < v for v in others.values())
-    verdict = "holds" if holds else "does not hold"
-    ctx.note(
-        f"Test NLL (nats): RBM posterior {rbm:.2f} vs {parts}: the paper's claim that the "
-        f"undirected posterior beats the others {verdict} in this run (one seed; see "
-        "--seeds for the spread)."
-    )

@@ -8,6 +8,8 @@ differentiable sorting.
 * :mod:`.attention`: glimpse attention with the sparse layer; REINFORCE hard attention.
 * :mod:`.canvas`: the generated cluttered/rotated/scaled MNIST canvases.
 * :mod:`.sorting`: differentiable quicksort (split layers) and NeuralSort.
+* :mod:`.tasks`: each task's data and test measure (fixed test data).
+* :mod:`.training`: models trained side by side; the attention learners; one sorting setting.
 * :mod:`.experiments`: ``sparse.identity``, ``sparse.attention``, ``sparse.sort``.
 """
 

@@ -22,36 +22,32 @@ Departures of the quick scales from the paper are config fields, listed in each 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from creditlab import data
 from creditlab.errors import UserError
-from creditlab.methods.sparse.attention import (
-    GlimpseClassifier,
-    ReinforceClassifier,
-    glimpse_figure,
-    whole_image_cnn,
+from creditlab.methods.sparse.attention import glimpse_figure
+from creditlab.methods.sparse.hyperlayer import SparseHyperLayer
+from creditlab.methods.sparse.tasks import (
+    TEST_SEED,
+    attention_data,
+    index_accuracy,
+    target_permutation,
 )
-from creditlab.methods.sparse.canvas import cluttered_canvases
-from creditlab.methods.sparse.hyperlayer import SparseHyperLayer, ravel
-from creditlab.methods.sparse.sorting import (
-    neuralsort_loss,
-    number_sequences,
-    order_metrics,
-    quicksort_loss,
-    quicksort_order,
+from creditlab.methods.sparse.training import (
+    SideBySide,
+    attention_learners,
+    train_iterations,
+    train_sorting,
 )
-from creditlab.models import cnn
 from creditlab.plots import line_plot
 from creditlab.registry import experiment
 from creditlab.runner import RunContext, StageContext, finished_stages
-from creditlab.train import BackpropClassifier, DataConfig, fit, make_optimizer
+from creditlab.train import DataConfig, fit
 
 PAPER = (
     "Bloem, 'Learning sparse transformations through backpropagation' (arXiv 1810.09184; "
@@ -59,64 +55,6 @@ PAPER = (
 )
 NEURALSORT = "Grover, Wang, Zweig & Ermon, 'Stochastic Optimization of Sorting Networks via "
 NEURALSORT += "Continuous Relaxations' (ICLR 2019), Table 1, deterministic NeuralSort"
-
-
-def train_iterations(
-    ctx: RunContext | StageContext,
-    models: dict[str, nn.Module],
-    optimizers: dict[str, torch.optim.Optimizer],
-    iterations: int,
-    step: Callable[[], dict[str, torch.Tensor]],
-    *,
-    log_every: int,
-    evaluate: Callable[[], dict[str, float]],
-    eval_every: int,
-) -> list[tuple[int, dict[str, float]]]:
-    """Train ``models`` side by side for ``iterations``: ``step()`` returns one loss per model
-    (on the same minibatch), each minimised by its optimiser. Logs mean losses every
-    ``log_every``, ``evaluate()`` every ``eval_every`` and at the end (its rows returned),
-    with exact checkpoints and resume."""
-    start, curve, running = 0, [], {}
-    state = ctx.resume()
-    if state is not None:
-        for name, m in models.items():
-            m.load_state_dict(state["models"][name])
-            optimizers[name].load_state_dict(state["optimizers"][name])
-        start, curve, running = state["iteration"], state["curve"], state["running"]
-
-    def snapshot(t: int) -> dict[str, Any]:
-        return {
-            "iteration": t,
-            "models": {name: m.state_dict() for name, m in models.items()},
-            "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
-            "curve": curve,
-            "running": running,
-        }
-
-    bar = ctx.progress(iterations, initial=start)
-    for t in range(start, iterations):
-        for m in models.values():
-            m.train()
-        losses = step()
-        for name, loss in losses.items():
-            optimizers[name].zero_grad(set_to_none=True)
-            loss.backward()
-            optimizers[name].step()
-            running.setdefault(name, []).append(loss.item())
-        ctx.check_finite(t + 1, **{f"loss_{k}": v[-1] for k, v in running.items()})
-        if (t + 1) % log_every == 0:
-            ctx.log(t + 1, **{f"loss_{k}": sum(v) / len(v) for k, v in running.items()})
-            running = {}
-        if (t + 1) % eval_every == 0 or t + 1 == iterations:
-            for m in models.values():
-                m.eval()
-            row = evaluate()
-            ctx.log(t + 1, **row)
-            curve.append((t + 1, row))
-        bar.update()
-        ctx.boundary(lambda t=t: snapshot(t + 1))
-    bar.close()
-    return curve
 
 
 def _positive(**values: float) -> None:
@@ -165,24 +103,6 @@ class IdentityConfig:
     """torch CPU threads (tiny products: one is fastest on a shared machine; 0: default)"""
 
 
-def target_permutation(target: str, n: int, seed: int) -> torch.Tensor:
-    """``perm`` with y_i = x_perm[i]: the identity, or a fixed random permutation."""
-    if target == "identity":
-        return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-
-
-@torch.no_grad()
-def index_accuracy(layer: SparseHyperLayer, perm: torch.Tensor) -> float:
-    """Fraction of the target's entries (i, perm[i]) hit by a rounded tuple."""
-    layer.eval()
-    n = len(perm)
-    rounded, _ = layer.entries(torch.zeros(1, n))
-    hit = ravel(rounded, (n, n))
-    target = ravel(torch.stack([torch.arange(n), perm], 1), (n, n))
-    return torch.isin(target, hit).float().mean().item()
-
-
 @experiment(
     "sparse.identity",
     config=IdentityConfig,
@@ -202,7 +122,7 @@ def identity(cfg: IdentityConfig, ctx: RunContext) -> dict[str, float]:
     if not cfg.targets:
         raise UserError("targets is empty; name identity and/or permutation")
     n, k = cfg.size, cfg.k or cfg.size
-    perms = {t: target_permutation(t, n, ctx.seed) for t in cfg.targets}
+    perms = {t: target_permutation(t, n, ctx.generator()) for t in cfg.targets}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(ctx.seed)
         layers = {
@@ -220,7 +140,7 @@ def identity(cfg: IdentityConfig, ctx: RunContext) -> dict[str, float]:
             for t in cfg.targets
         }
     optimizers = {t: torch.optim.Adam(m.parameters(), lr=cfg.lr) for t, m in layers.items()}
-    x_test = torch.randn(cfg.test_samples, n, generator=torch.Generator().manual_seed(10**6))
+    x_test = torch.randn(cfg.test_samples, n, generator=torch.Generator().manual_seed(TEST_SEED))
 
     def step() -> dict[str, torch.Tensor]:
         x = torch.randn(cfg.batch_size, n)
@@ -318,78 +238,6 @@ class AttentionConfig(DataConfig):
     threads: int = 1
     """torch CPU threads (on a busy 2-core machine one thread is 4x faster than two here;
     0: torch's default)"""
-
-
-class SideBySide:
-    """Several learners on the same minibatches (a :class:`creditlab.train.Learner` for
-    :func:`fit`); it reports the first learner's loss and accuracy."""
-
-    def __init__(self, learners: dict[str, BackpropClassifier]):
-        self.learners = learners
-        self.first = next(iter(learners.values()))
-
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        losses = {name: lr.train_step(x, y)["loss"] for name, lr in self.learners.items()}
-        return {"loss": next(iter(losses.values()))}
-
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        return self.first.evaluate(x, y)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {name: lr.state_dict() for name, lr in self.learners.items()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name, lr in self.learners.items():
-            lr.load_state_dict(state[name])
-
-
-def attention_data(cfg: AttentionConfig, task: str, ds: data.Dataset) -> tuple:
-    """``(x_train, y_train, x_test, y_test)`` of a task; canvases are built from one split
-    each (train canvases from train digits, test canvases from test digits)."""
-    x_train, y_train = ds.x_train[: cfg.n_train or None], ds.y_train[: cfg.n_train or None]
-    x_test, y_test = ds.x_test[: cfg.n_test or None], ds.y_test[: cfg.n_test or None]
-    if task == "mnist":
-        return x_train, y_train, x_test, y_test
-    settings = {
-        "size": cfg.canvas_size,
-        "scale": cfg.canvas_scale,
-        "max_degrees": cfg.canvas_degrees,
-        "clutter": cfg.clutter,
-        "patch": cfg.patch,
-    }
-    g = torch.Generator().manual_seed(cfg.canvas_seed)
-    train = cluttered_canvases(x_train, y_train, len(x_train), g, **settings)
-    test = cluttered_canvases(x_test, y_test, len(x_test), g, **settings)
-    return (*train, *test)
-
-
-def attention_learners(cfg: AttentionConfig, image_size: tuple[int, int], pool: int) -> dict:
-    """The models of ``cfg.models``, each with its Adam optimiser, as learners."""
-    learners: dict[str, BackpropClassifier] = {}
-    for name in cfg.models:
-        if name == "cnn":
-            model = whole_image_cnn(image_size, cfg.channels, cfg.hyper_hidden)
-        else:
-            model = GlimpseClassifier(
-                image_size,
-                attention=name,
-                glimpses=cfg.glimpses,
-                k=cfg.k,
-                hidden=cfg.hidden,
-                channels=cfg.channels,
-                hyper_hidden=cfg.hyper_hidden,
-                pool=pool,
-                n_global=cfg.n_global,
-                n_local=cfg.n_local,
-                region=cfg.region,
-                sigma_scale=cfg.sigma_scale,
-                min_sigma=cfg.min_sigma,
-                policy_std=cfg.policy_std,
-            )
-        optimizer = make_optimizer(model.parameters(), "adam", cfg.lr)
-        kind = ReinforceClassifier if name == "reinforce" else BackpropClassifier
-        learners[name] = kind(model, optimizer)
-    return learners
 
 
 @experiment(
@@ -507,35 +355,6 @@ class SortConfig(DataConfig):
     0: torch's default)"""
 
 
-def held_out_sequences(
-    ds: data.Dataset, n: int, width: int, count: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The test sequences: ``count`` sequences of held-out *test* digits only (never the
-    training split, unlike the reference code's sorting 'test')."""
-    g = torch.Generator().manual_seed(seed)
-    return number_sequences(ds.x_test, ds.y_test, count, n, width, g)
-
-
-def sort_keys(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """One key per number image: (B, n, 1, H, W) -> (B, n)."""
-    return net(images.flatten(0, 1)).view(images.shape[:2])
-
-
-@torch.no_grad()
-def sorting_accuracy(
-    net: nn.Module, method: str, images: torch.Tensor, values: torch.Tensor, chunk: int = 500
-) -> tuple[float, float]:
-    """(all correct, ranks correct) of the test-time (hard) sort of each sequence."""
-    net.eval()
-    all_correct, ranks = 0.0, 0.0
-    for i in range(0, len(images), chunk):
-        keys = sort_keys(net, images[i : i + chunk])
-        order = quicksort_order(keys) if method == "quicksort" else keys.argsort(1)
-        a, r = order_metrics(values[i : i + chunk], order)
-        all_correct, ranks = all_correct + a * len(keys), ranks + r * len(keys)
-    return all_correct / len(images), ranks / len(images)
-
-
 def sort_settings(cfg: SortConfig) -> list[tuple[str, int, int, int]]:
     """(tag, n, width, iterations) per trained setting."""
     if len(cfg.single_iterations) != len(cfg.single_lengths):
@@ -553,56 +372,6 @@ def sort_settings(cfg: SortConfig) -> list[tuple[str, int, int, int]]:
         for n, it in zip(cfg.single_lengths, cfg.single_iterations, strict=True)
     ]
     return large + single
-
-
-def train_sorting(
-    cfg: SortConfig, stage: StageContext, ds: data.Dataset, n: int, width: int, iterations: int
-) -> tuple[dict[str, float], list]:
-    """Train every method of ``cfg.methods`` for one setting; returns metrics and curve."""
-    # Built from their own seeded stream, so that a resumed run (whose global generator is
-    # restored before this point) builds them without drawing from it.
-    nets = {}
-    for method in cfg.methods:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(stage.seed)  # the same initial key network for every method
-            nets[method] = cnn((1, 28, 28 * width), 1, cfg.channels, cfg.hidden)
-    optimizers = {m: make_optimizer(net.parameters(), "adam", cfg.lr) for m, net in nets.items()}
-    test = held_out_sequences(ds, n, width, cfg.test_sequences, seed=10**6 + n)
-    probe = tuple(t[: max(1, cfg.test_sequences // 5)] for t in test)
-
-    def step() -> dict[str, torch.Tensor]:
-        images, values = number_sequences(ds.x_train, ds.y_train, cfg.batch_size, n, width, None)
-        ranks = values.argsort(dim=1, stable=True).argsort(1)
-        losses = {}
-        for method, net in nets.items():
-            keys = sort_keys(net, images)
-            if method == "quicksort":
-                losses[method] = quicksort_loss(
-                    images.flatten(2), keys, ranks, cfg.certainty, cfg.additional
-                )
-            else:
-                losses[method] = neuralsort_loss(keys, values, cfg.tau)
-        return losses
-
-    def evaluate() -> dict[str, float]:
-        return {f"{m}_error": 1 - sorting_accuracy(net, m, *probe)[0] for m, net in nets.items()}
-
-    curve = train_iterations(
-        stage,
-        nets,
-        optimizers,
-        iterations,
-        step,
-        log_every=cfg.log_every,
-        evaluate=evaluate,
-        eval_every=cfg.eval_every,
-    )
-    metrics = {}
-    for method, net in nets.items():
-        all_correct, ranks = sorting_accuracy(net, method, *test)
-        metrics[f"{stage.stage}_{method}_all_correct"] = all_correct
-        metrics[f"{stage.stage}_{method}_ranks_correct"] = ranks
-    return metrics, curve
 
 
 @experiment(

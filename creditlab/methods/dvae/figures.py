@@ -1,8 +1,9 @@
-"""The two figures of dvae.bmnist that are not line plots: decoded prior samples, and the
-posterior of a few test digits under each posterior family.
+"""The figures of dvae.bmnist: the validation curves, decoded prior samples, and the
+posterior of a few test digits under each posterior family (with its structure metrics).
 
 Drawn on a bare :class:`matplotlib.figure.Figure` like :mod:`creditlab.plots` (which has
-no image-grid helper; these two could move there if another method needs them).
+no image-grid helper; image_grids and posterior_figure could move there if another method
+needs them).
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 
-from creditlab.plots import DPI
+from creditlab.methods.dvae.model import DVAE, posterior_structure
+from creditlab.methods.dvae.training import spread_subset
+from creditlab.plots import DPI, line_plot
 
 LABELS = {"rbm_posterior": "RBM posterior", "factorial": "factorial", "directed": "directed"}
 
@@ -93,3 +98,50 @@ def posterior_figure(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)
     return path
+
+
+@torch.no_grad()
+def draw_figures(
+    cfg: Any,
+    plots: Path,
+    models: Mapping[str, DVAE],
+    curve: list,
+    x_test: torch.Tensor,
+    exact: bool,
+) -> dict[str, float]:
+    """nll_over_iterations.png, prior_samples.png and (with an enumerable first group)
+    posterior_modes.png; returns the structure metrics of the digits it shows (mean posterior
+    entropy, total correlation and number of modes of each posterior), none without it.
+    ``cfg`` is the run's BmnistConfig."""
+    steps = [step for step, _ in curve]
+    line_plot(
+        plots / "nll_over_iterations.png",
+        {LABELS[kind]: (steps, [row[f"valid_nll_{kind}"] for _, row in curve]) for kind in models},
+        xlabel="iteration",
+        ylabel=f"validation NLL (nats, K={cfg.valid_samples})",
+        title="Importance-weighted NLL on the validation subset",
+    )
+    panels = {}
+    for kind, m in models.items():
+        m.eval()
+        z = m.prior.sample(36, cfg.exact_max_units)
+        panels[kind] = torch.sigmoid(m.decoder(z)).reshape(-1, 28, 28).cpu().numpy()
+    how = "exact samples" if exact else "persistent chains + 1000 sweeps"
+    image_grids(plots / "prior_samples.png", panels, f"decoded prior samples ({how})")
+    metrics: dict[str, float] = {}
+    if cfg.latents[0] > cfg.exact_max_units or cfg.structure_digits < 1:
+        return metrics
+    x = spread_subset(x_test, cfg.structure_digits)  # different digits, not 20 zeros
+    structures = {}
+    for kind, m in models.items():
+        s = posterior_structure(m, x)
+        structures[kind] = {k: v.cpu().numpy() for k, v in s.items()}
+        metrics[f"{kind}_posterior_entropy"] = float(s["entropy"].mean())
+        metrics[f"{kind}_total_correlation"] = float(s["total_correlation"].mean())
+        metrics[f"{kind}_posterior_modes"] = float(s["modes"].mean())
+    shown = {k: {n: v[: cfg.show_digits] for n, v in s.items()} for k, s in structures.items()}
+    digits = x[: cfg.show_digits].reshape(-1, 28, 28).cpu().numpy()
+    posterior_figure(plots / "posterior_modes.png", digits, shown)
+    for m in models.values():
+        m.train()
+    return metrics
