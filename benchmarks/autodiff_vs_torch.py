@@ -39,7 +39,7 @@ import torch
 from creditlab import data
 from creditlab.autodiff import nn
 from creditlab.autodiff.engine import Tensor
-from creditlab.autodiff.experiments import from_torch
+from creditlab.autodiff.learner import from_torch
 from creditlab.models import mlp
 
 

@@ -21,6 +21,7 @@ def mlp(
 
     Inputs of any shape are flattened first, so images go in as they are loaded.
 
+    >>> import torch
     >>> mlp(784, [500, 500], 10)(torch.zeros(2, 1, 28, 28)).shape
     torch.Size([2, 10])
     """
@@ -43,6 +44,7 @@ def cnn(
     activation and a 2x2 max-pool, then one hidden dense layer. ``input_shape`` is (C, H, W)
     for images or (L,) / (C, L) for sequences such as MNIST-1D (1-D convolutions then).
 
+    >>> import torch
     >>> cnn((1, 28, 28), 10)(torch.zeros(2, 1, 28, 28)).shape
     torch.Size([2, 10])
     >>> cnn((40,), 10)(torch.zeros(2, 40)).shape

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from creditlab import registry, runner
 from creditlab.autodiff import nn
 from creditlab.autodiff.engine import Tensor, topological_order, unbroadcast
-from creditlab.autodiff.experiments import from_torch
+from creditlab.autodiff.learner import from_torch
 from creditlab.models import cnn, mlp
 
 TOL = {"rtol": 1e-6, "atol": 1e-6}

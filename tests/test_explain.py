@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from creditlab.autodiff import explain as ex
+from creditlab.autodiff.drawing import layered_layout
 from creditlab.errors import UserError
 
 
@@ -351,7 +352,7 @@ def test_bad_input_is_one_clear_user_error(argv, message):
 
 def test_layered_layout_puts_every_node_right_of_its_inputs():
     net = ex.build_network((2, 3, 3, 2), "tanh", 0)
-    place = ex.layered_layout(net.loss)
+    place = layered_layout(net.loss)
     for node, (column, _) in place.items():
         assert all(place[p][0] < column for p in node._prev)
     assert len(set(place.values())) == len(place)  # no two nodes on the same spot

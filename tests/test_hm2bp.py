@@ -2,7 +2,6 @@
 against a slow per-example reference of the spec's equations, the analytic gradient against a
 finite difference, and the experiments (smoke learns; N-MNIST without data exits 2)."""
 
-import doctest
 import math
 import subprocess
 import sys
@@ -14,13 +13,12 @@ from creditlab import registry, runner
 from creditlab.methods.hm2bp import learner as learner_module
 from creditlab.methods.hm2bp import loss as loss_module
 from creditlab.methods.hm2bp import spsp as spsp_module
-from creditlab.methods.hm2bp.experiments import output_alignment
 from creditlab.methods.hm2bp.learner import HM2BPLearner
 from creditlab.methods.hm2bp.loss import rate_error
 from creditlab.methods.hm2bp.network import Conv, Dense, Pool, Record, SpikingNetwork
 from creditlab.methods.hm2bp.spsp import post_spike_weights, spike_train_psp
-
-TAU_M, TAU_S = 64.0, 8.0
+from creditlab.methods.hm2bp.training import output_alignment
+from creditlab.spiking import TAU_M, TAU_S
 
 
 def eps(s, t):
@@ -273,12 +271,6 @@ def test_margin_and_targets():
     assert loss_module.rate_loss(counts, targets, 5.0).tolist() == [24.5]
 
 
-def test_doctests():
-    for module in (loss_module, spsp_module, learner_module):
-        failed, _ = doctest.testmod(module)
-        assert failed == 0
-
-
 def test_alignment_with_the_exact_output_gradient_is_high_but_not_one():
     net = tiny_network(seed=3)
     learner = HM2BPLearner(
@@ -320,7 +312,7 @@ def test_smoke_run_learns(tmp_path):
 @pytest.mark.genuine_data("mnist")
 def test_cnn_smoke_run_learns(tmp_path):
     result = runner.run(registry.get("hm2bp.mnist_cnn"), scale="smoke", seed=0, out=tmp_path / "r")
-    assert result["metrics"]["test_accuracy"] > 0.2  # chance is 0.1; 0.35 at seed 0
+    assert result["metrics"]["test_accuracy"] > 0.2  # chance is 0.1; 0.33 at seed 0
 
 
 def test_nmnist_without_data_exits_2_naming_where_to_put_it(tmp_path):

@@ -31,11 +31,12 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from creditlab.autodiff.drawing import draw_graph, layered_layout
 from creditlab.autodiff.engine import Tensor, topological_order
-from creditlab.autodiff.nn import SGD
+from creditlab.autodiff.nn import ACTIVATIONS, SGD
+from creditlab.autodiff.notation import expression, fmt, label, num, wrap
 from creditlab.errors import UserError
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid")
 MAX_WIDTH = 10  # widest layer explain accepts: it prints every value
 TOLERANCE = 1e-9  # chain rule vs engine vs torch, in float64
 
@@ -205,56 +206,6 @@ class Style:
 
     def bad(self, text: str) -> str:
         return self._wrap("31", text)
-
-
-def num(v: float, digits: int = 4) -> str:
-    """A number with a sign column: ' 0.5000' / '-0.5000'."""
-    return f"{float(v): .{digits}f}"
-
-
-def fmt(a: np.ndarray, digits: int = 4) -> list[str]:
-    """An array as text lines: a scalar, a vector (columns printed flat) or matrix rows."""
-    a = np.asarray(a, dtype=float)
-    if a.size == 1:
-        return [num(a.item(), digits)]
-    if a.ndim == 2 and a.shape[1] == 1:
-        a = a[:, 0]
-    if a.ndim == 1:
-        return ["[" + ", ".join(num(v, digits) for v in a) + "]"]
-    rows = ["[" + ", ".join(num(v, digits) for v in row) + "]" for row in a]
-    if len(rows) == 1:  # a matrix of one row, e.g. W1 of a 2-1-2 network
-        return ["[" + rows[0] + "]"]
-    return ["[" + rows[0]] + [" " + r for r in rows[1:-1]] + [" " + rows[-1] + "]"]
-
-
-_SYMBOLS = {"@": "·", "+": " + ", "-": " - ", "*": " * ", "/": " / "}
-
-
-def label(node: Tensor) -> str:
-    """A node's name, or its expression built from the graph (``W1·x``) when it has none."""
-    if node.name:
-        return node.name
-    if node._op in _SYMBOLS and len(node._prev) == 2:
-        return _SYMBOLS[node._op].join(label(p) for p in node._prev)
-    return f"{node._op}({', '.join(label(p) for p in node._prev)})"
-
-
-def expression(node: Tensor) -> str:
-    """What computed a node, in terms of its inputs' labels."""
-    if not node._prev:
-        return "input" if not node.requires_grad else "parameter"
-    if node._op == "cross_entropy":
-        return f"-log softmax({label(node._prev[0])})[y]"
-    if node._op == "@":
-        return " @ ".join(label(p) for p in node._prev)
-    if node._op in _SYMBOLS:
-        return _SYMBOLS[node._op].join(label(p) for p in node._prev)
-    return f"{node._op}({', '.join(label(p) for p in node._prev)})"
-
-
-def wrap(text: str) -> str:
-    """Parenthesise a compound label inside ∂(...)."""
-    return f"({text})" if any(c in text for c in "·+-*/ ") else text
 
 
 # --- local derivatives, one rule per operation (independent of the engine's closures) -------
@@ -547,7 +498,11 @@ def explain(
     print_backward(net, p)
     chain_value, engine_value, torch_value = print_chain_rule(net, wname, index, p)
     if plot is not None:  # drawn before the update: this step's values and gradients
-        draw_graph(net, Path(plot))
+        title = (
+            f"the computation graph of one training step: {arch} network, {activation}, "
+            f"target y = {net.target}   (value = forward pass, grad = ∂L/∂node from backprop)"
+        )
+        draw_graph(net.loss, title, Path(plot))
 
     before, loss_before = float(net.params[wname].data[index]), float(net.loss.data)
     SGD(net.params.values(), lr=lr).step()
@@ -561,112 +516,6 @@ def explain(
     return Explanation(
         wname, index, chain_value, engine_value, torch_value, before, after, loss_before, loss_after
     )
-
-
-# --- the drawing -----------------------------------------------------------------------------
-
-
-def layered_layout(root: Tensor) -> dict[Tensor, tuple[int, int]]:
-    """Column and row of every node: an operation one column right of its latest input, a
-    leaf (parameter or input) one column left of its first use. Sorting by (column, row)
-    gives a topological order; in a column, computed values come before leaves."""
-    order = topological_order(root)
-    column: dict[Tensor, int] = {}
-    for node in order:
-        column[node] = 1 + max((column[p] for p in node._prev), default=-1)
-    users: dict[Tensor, list[Tensor]] = {}
-    for node in order:
-        for p in node._prev:
-            users.setdefault(p, []).append(node)
-    for node in order:
-        if not node._prev and node in users:
-            column[node] = min(column[u] for u in users[node]) - 1
-    rows: dict[int, int] = {}
-    place = {}
-    for node in sorted(order, key=lambda n: not n._prev):  # stable: computed values on top
-        c = column[node]
-        place[node] = (c, rows.get(c, 0))
-        rows[c] = rows.get(c, 0) + 1
-    return place
-
-
-def draw_graph(net: Network, path: Path) -> Path:
-    """Draw the computation graph left to right, each node with its value and gradient, as a
-    PNG (matplotlib's object API: no pyplot state, no backend switched, no graphviz)."""
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    loss = net.loss
-    if loss.grad is None:
-        loss.backward()
-    place = layered_layout(loss)
-    n_cols = max(c for c, _ in place.values()) + 1
-    n_rows = max(r for _, r in place.values()) + 1
-    texts = {}
-    for node in place:
-        lines = [label(node) + (f"   [{node._op}]" if node._op else "")]
-        lines += [f"{'value' if i == 0 else '':5s} {t}" for i, t in enumerate(fmt(node.data, 2))]
-        if node.grad is not None:
-            lines += [f"{'grad' if i == 0 else '':5s} {t}" for i, t in enumerate(fmt(node.grad, 3))]
-        texts[node] = lines
-    # inches between columns and rows: room for the widest and the tallest box (8 pt mono)
-    dx = max(2.4, 0.067 * max(len(t) for lines in texts.values() for t in lines) + 0.7)
-    dy = max(1.6, 0.14 * max(len(lines) for lines in texts.values()) + 0.6)
-    fig = Figure(figsize=(dx * n_cols + 0.4, dy * n_rows + 1.2))
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_xlim(-dx / 2, dx * (n_cols - 0.5))
-    ax.set_ylim(-dy * (n_rows - 0.5), dy * 0.5 + 0.9)
-    ax.axis("off")
-    colours = {
-        "parameter": "#dce8f7",
-        "input": "#e6e6e6",
-        "operation": "#ffffff",
-        "loss": "#f9dcdc",
-    }
-    boxes = {}
-    for node, (c, r) in place.items():
-        kind = "loss" if node is loss else "operation" if node._prev else expression(node)
-        boxes[node] = ax.text(
-            dx * c,
-            -dy * r,
-            "\n".join(texts[node]),
-            ha="center",
-            va="center",
-            multialignment="left",
-            fontsize=8,
-            family="monospace",
-            bbox={"boxstyle": "round,pad=0.5", "facecolor": colours[kind], "edgecolor": "0.35"},
-        )
-    for node in place:  # an arrow from each input's box to the box of the node it feeds
-        for p in node._prev:
-            ax.annotate(
-                "",
-                xy=(0, 0.5),
-                xycoords=boxes[node],
-                xytext=(1, 0.5),
-                textcoords=boxes[p],
-                arrowprops={
-                    "arrowstyle": "-|>",
-                    "color": "0.4",
-                    "lw": 1.0,
-                    "shrinkA": 6,
-                    "shrinkB": 6,
-                },
-            )
-    arch = "-".join(map(str, net.sizes))
-    ax.text(
-        dx * (n_cols - 1) / 2,
-        dy * 0.5 + 0.6,
-        f"the computation graph of one training step: {arch} network, {net.activation}, "
-        f"target y = {net.target}   (value = forward pass, grad = ∂L/∂node from backprop)",
-        ha="center",
-        fontsize=10,
-    )
-    legend = [Patch(facecolor=c, edgecolor="0.35", label=k) for k, c in colours.items()]
-    ax.legend(handles=legend, loc="lower center", fontsize=8, ncols=4, frameon=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
 
 
 # --- the command -----------------------------------------------------------------------------

@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 
 from creditlab.autodiff.engine import Tensor
-
-ACTIVATIONS = ("relu", "tanh", "sigmoid")
+from creditlab.models import ACTIVATIONS  # the one list of activation names (torch's modules)
 
 
 class Module:

@@ -15,6 +15,9 @@ from creditlab.registry import experiment
 from creditlab.runner import RunContext
 from creditlab.train import MNIST_MLP_SCALES, ClassifierConfig, train_classifier
 
+DEVICES = ("cpu", "cuda")
+"""train_classifier puts the network and every tensor on ctx.device"""
+
 
 @dataclass
 class DigitsConfig(ClassifierConfig):
@@ -37,6 +40,7 @@ class Mnist1dConfig(ClassifierConfig):
         "quick": {"hidden": (128,), "epochs": 30, "lr": 1e-2},
         "paper": {"hidden": (128,), "epochs": 100, "lr": 1e-2},
     },
+    devices=DEVICES,
     demo=True,
 )
 def bp_digits(cfg: DigitsConfig, ctx: RunContext) -> dict[str, float]:
@@ -56,6 +60,7 @@ def bp_digits(cfg: DigitsConfig, ctx: RunContext) -> dict[str, float]:
         "paper": {"hidden": (256, 256), "lr": 1e-2, "epochs": 200},
     },
     paper={"test_accuracy": (0.68, "Greydanus 2020, MNIST-1D benchmark table: MLP 68%", "mnist1d")},
+    devices=DEVICES,
     demo=True,
 )
 def bp_mnist1d(cfg: Mnist1dConfig, ctx: RunContext) -> dict[str, float]:
@@ -75,6 +80,7 @@ def bp_mnist1d(cfg: Mnist1dConfig, ctx: RunContext) -> dict[str, float]:
             "mnist60k",
         )
     },
+    devices=DEVICES,
     demo=True,
 )
 def bp_mnist(cfg: ClassifierConfig, ctx: RunContext) -> dict[str, float]:

@@ -23,22 +23,24 @@ with batch 1 (60,000 Adam steps an epoch); here minibatches (the mean of per-exa
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
-from creditlab.diagnostics.alignment import alignment
 from creditlab.errors import UserError
-from creditlab.methods.hm2bp.learner import HM2BPLearner, RateTargets
-from creditlab.methods.hm2bp.network import Conv, Dense, Layer, Pool, SpikingNetwork
+from creditlab.methods.hm2bp import learner as hm2bp_learner
+from creditlab.methods.hm2bp import loss, network
+from creditlab.methods.hm2bp.learner import Encoder, HM2BPLearner, RateTargets, rate_encoder
+from creditlab.methods.hm2bp.network import Conv, Dense, Layer, Pool, SpikingNetwork, dense_layers
+from creditlab.methods.hm2bp.training import train_and_measure
 from creditlab.registry import experiment
-from creditlab.runner import RunContext
-from creditlab.spiking import bernoulli_encode
-from creditlab.train import DataConfig, fit, load_split
+from creditlab.runner import RunContext, derive_seed
+from creditlab.spiking import T_REF, TAU_M, TAU_S
+from creditlab.train import DataConfig, load_split
 
+DEVICES = ("cpu", "cuda")
+"""the data, the weights, the input spikes and the simulation all live on ctx.device"""
 PAPER = (
     "Jin, Zhang & Li, 'Hybrid Macro/Micro Level Backpropagation for Training Deep Spiking "
     "Neural Networks' (NeurIPS 2018, arXiv 1805.07866)"
@@ -58,31 +60,31 @@ class SpikingConfig(DataConfig):
     """time steps (1 ms each) a sample is shown"""
     input_scale: float = 5.5
     """rate coding: a spike per step with probability pixel / input_scale (pixel in [0, 1])"""
-    tau_m: float = 64.0
+    tau_m: float = TAU_M
     """membrane time constant (steps)"""
-    tau_s: float = 8.0
+    tau_s: float = TAU_S
     """synaptic time constant (steps)"""
-    t_ref: int = 2
+    t_ref: int = T_REF
     """refractory period (steps)"""
-    desired: float = 35.0
+    desired: float = loss.DESIRED
     """target spike count of the label's output neuron"""
-    undesired: float = 5.0
+    undesired: float = loss.UNDESIRED
     """target spike count of the other output neurons"""
-    margin: float = 5.0
+    margin: float = loss.MARGIN
     """an output error |o - y| within this is zeroed"""
     lateral_inhibition: float = 0.0
     """input sent to every other output neuron per output spike, negated (0: off)"""
     side_effect: bool = True
     """include the side-effect factor (1 + S_i) in the weight gradient"""
-    silent_psp: float = 0.1
+    silent_psp: float = network.SILENT_PSP
     """S-PSP used for a silent neuron's fired inputs in its weight gradient (reference: 0.1)"""
-    reg_lambda: float = 10.0
+    reg_lambda: float = hm2bp_learner.REG_LAMBDA
     """lambda of the weight regulariser (0: off)"""
-    reg_beta: float = 0.04
+    reg_beta: float = hm2bp_learner.REG_BETA
     """beta of the weight regulariser"""
-    weight_limit: float = 8.0
+    weight_limit: float = hm2bp_learner.WEIGHT_LIMIT
     """weights are clipped to +-weight_limit (and scaled by it in the regulariser)"""
-    lr: float = 1e-3
+    lr: float = hm2bp_learner.LR
     """Adam learning rate at epoch 0 (then lr / sqrt(epoch + 1))"""
     epochs: int = 200
     """passes over the training set"""
@@ -92,9 +94,9 @@ class SpikingConfig(DataConfig):
     """use only the first n_train training examples (0: all)"""
     n_test: int = 0
     """use only the first n_test test examples (0: all)"""
-    eval_batch: int = 250
+    eval_batch: int = hm2bp_learner.EVAL_BATCH
     """examples simulated at once when evaluating"""
-    block_elements: int = 2**20
+    block_elements: int = network.BLOCK_ELEMENTS
     """cap on batch x steps x neurons of the per-block float tensors (memory beyond the spike
     record)"""
     threads: int = 1
@@ -144,10 +146,6 @@ class NmnistConfig(SpikingConfig):
     """beta of the weight regulariser (the reference's N-MNIST setting)"""
 
 
-def _targets(cfg: SpikingConfig) -> RateTargets:
-    return RateTargets(cfg.desired, cfg.undesired, cfg.margin)
-
-
 def _check(cfg: SpikingConfig, n_learned: int) -> None:
     if len(cfg.init_w) != n_learned:
         raise UserError(f"init_w needs {n_learned} values, one per learned layer")
@@ -155,41 +153,9 @@ def _check(cfg: SpikingConfig, n_learned: int) -> None:
         raise UserError("n_steps, epochs and batch_size must be at least 1")
 
 
-def dense_layers(
-    n_in: int, hidden: tuple[int, ...], n_out: int, init_w: tuple[float, ...], generator
-) -> list[Layer]:
-    widths = [n_in, *hidden, n_out]
-    return [
-        Dense((a,), b, w, generator)
-        for a, b, w in zip(widths[:-1], widths[1:], init_w, strict=True)
-    ]
-
-
-def rate_encoder(cfg: SpikingConfig, shape: tuple[int, ...]) -> Callable:
-    def encode(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        return bernoulli_encode(x.reshape(len(x), *shape), cfg.n_steps, cfg.input_scale, generator)
-
-    return encode
-
-
-def _learner(cfg: SpikingConfig, net: SpikingNetwork, encode, n_train: int) -> HM2BPLearner:
-    return HM2BPLearner(
-        net,
-        encode,
-        10,
-        lr=cfg.lr,
-        batches_per_epoch=max(1, n_train // cfg.batch_size),
-        targets=_targets(cfg),
-        side_effect=cfg.side_effect,
-        silent_psp=cfg.silent_psp,
-        reg_lambda=cfg.reg_lambda,
-        reg_beta=cfg.reg_beta,
-        weight_limit=cfg.weight_limit,
-        eval_batch=cfg.eval_batch,
-    )
-
-
-def _network(cfg: SpikingConfig, layers: list[Layer], ctx: RunContext) -> SpikingNetwork:
+def _learner(
+    cfg: SpikingConfig, ctx: RunContext, layers: list[Layer], encode: Encoder, n_train: int
+) -> HM2BPLearner:
     net = SpikingNetwork(
         layers,
         cfg.thresholds,
@@ -198,52 +164,28 @@ def _network(cfg: SpikingConfig, layers: list[Layer], ctx: RunContext) -> Spikin
         cfg.t_ref,
         lateral=cfg.lateral_inhibition,
         block_elements=cfg.block_elements,
+    ).to(ctx.device)
+    return HM2BPLearner(
+        net,
+        encode,
+        10,
+        lr=cfg.lr,
+        batches_per_epoch=max(1, n_train // cfg.batch_size),
+        targets=RateTargets(cfg.desired, cfg.undesired, cfg.margin),
+        side_effect=cfg.side_effect,
+        silent_psp=cfg.silent_psp,
+        reg_lambda=cfg.reg_lambda,
+        reg_beta=cfg.reg_beta,
+        weight_limit=cfg.weight_limit,
+        eval_batch=cfg.eval_batch,
+        eval_seed=derive_seed(ctx.seed, "eval"),
     )
-    return net.to(ctx.device)
 
 
-def output_alignment(learner: HM2BPLearner, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Cosine between HM2-BP's output-layer gradient and the exact gradient of the rate loss
-    in the output weights (o = W e / nu, spike trains fixed: no side effect, no silent_psp)."""
-    grads, stats = learner.gradient(x, y)
-    exact = learner.net.gradients(
-        stats["spikes"],
-        stats["record"],
-        stats["delta"],
-        side_effect=False,
-        silent_psp=0.0,
-        only_last=True,
-    )[-1]
-    return alignment({"w_out": grads[-1]}, {"w_out": exact}).overall_cosine
-
-
-def _train_and_measure(
-    cfg: SpikingConfig,
-    ctx: RunContext,
-    learner: HM2BPLearner,
-    tensors: tuple[torch.Tensor, ...],
+def _train(
+    cfg: SpikingConfig, ctx: RunContext, learner: HM2BPLearner, tensors: tuple[torch.Tensor, ...]
 ) -> dict[str, float]:
-    x_train, y_train, x_test, y_test = tensors
-    tic = time.perf_counter()
-    metrics = fit(
-        ctx,
-        learner,
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        epochs=cfg.epochs,
-        batch_size=min(cfg.batch_size, len(x_train)),
-        log_every=max(1, min(50, len(x_train) // cfg.batch_size)),
-    )
-    train_seconds = time.perf_counter() - tic
-    last = learner.last_evaluation  # fit measures the test set last
-    test = last[1] if last and last[0] == len(x_test) else learner.evaluate(x_test, y_test)
-    metrics["mean_output_spikes"] = test["mean_output_spikes"]
-    metrics.update({k: v for k, v in test.items() if k.startswith("firing_rate")})
-    n = min(cfg.batch_size, len(x_train))
-    metrics["alignment_cosine"] = output_alignment(learner, x_train[:n], y_train[:n])
-    metrics["train_seconds"] = train_seconds
+    metrics = train_and_measure(ctx, learner, tensors, epochs=cfg.epochs, batch_size=cfg.batch_size)
     default = type(cfg)()
     changed = [
         f"{f}={getattr(cfg, f)}"
@@ -276,6 +218,7 @@ MNIST_PAPER = {
 
 @experiment(
     "hm2bp.mnist",
+    devices=DEVICES,
     config=MnistConfig,
     paper_title=PAPER,
     scales={
@@ -311,21 +254,22 @@ def mnist(cfg: MnistConfig, ctx: RunContext) -> dict[str, float]:
     """HM2-BP, 784-800-10 spiking MLP on MNIST (or the `dataset` field's data set)."""
     _check(cfg, len(cfg.hidden) + 1)
     tensors = _image_tensors(cfg, ctx)
-    generator = torch.Generator().manual_seed(ctx.seed)
+    generator = ctx.generator()
     n_in = tensors[0][0].numel()
     layers = dense_layers(n_in, cfg.hidden, 10, cfg.init_w, generator)
-    net = _network(cfg, layers, ctx)
-    learner = _learner(cfg, net, rate_encoder(cfg, (n_in,)), len(tensors[0]))
+    encode = rate_encoder((n_in,), cfg.n_steps, cfg.input_scale)
+    learner = _learner(cfg, ctx, layers, encode, len(tensors[0]))
     if cfg.dataset == "fashion_mnist":
         ctx.note(
             "Fashion-MNIST: the paper reports no HM2-BP figure; ST-RSBP's 90.13% (recurrent "
             "400-400) is declared as a reference for another method, not a reproduction target."
         )
-    return _train_and_measure(cfg, ctx, learner, tensors)
+    return _train(cfg, ctx, learner, tensors)
 
 
 @experiment(
     "hm2bp.mnist_cnn",
+    devices=DEVICES,
     config=CnnConfig,
     paper_title=PAPER,
     scales={
@@ -370,7 +314,7 @@ def mnist_cnn(cfg: CnnConfig, ctx: RunContext) -> dict[str, float]:
     if len(cfg.thresholds) != 6 or len(cfg.channels) != 2:
         raise UserError("mnist_cnn needs 2 channels and 6 thresholds (c1, p1, c2, p2, dense, out)")
     tensors = _image_tensors(cfg, ctx)
-    generator = torch.Generator().manual_seed(ctx.seed)
+    generator = ctx.generator()
     shape = tuple(tensors[0].shape[1:])
     c1 = Conv(shape, cfg.channels[0], 5, cfg.init_w[0], generator)
     p1 = Pool(c1.out_shape, 2, cfg.pool_weight)
@@ -379,14 +323,15 @@ def mnist_cnn(cfg: CnnConfig, ctx: RunContext) -> dict[str, float]:
     flat = (c2.out_shape[0] * p2.out_shape[1] * p2.out_shape[2],)
     d1 = Dense(flat, cfg.dense, cfg.init_w[2], generator)
     out = Dense((cfg.dense,), 10, cfg.init_w[3], generator)
-    net = _network(cfg, [c1, p1, c2, p2, d1, out], ctx)
-    learner = _learner(cfg, net, rate_encoder(cfg, shape), len(tensors[0]))
+    encode = rate_encoder(shape, cfg.n_steps, cfg.input_scale)
+    learner = _learner(cfg, ctx, [c1, p1, c2, p2, d1, out], encode, len(tensors[0]))
     ctx.note("No data augmentation (the paper's CNN figure used scale, rotation, distortion).")
-    return _train_and_measure(cfg, ctx, learner, tensors)
+    return _train(cfg, ctx, learner, tensors)
 
 
 @experiment(
     "hm2bp.nmnist",
+    devices=DEVICES,
     config=NmnistConfig,
     paper_title=PAPER,
     scales={
@@ -450,8 +395,6 @@ def nmnist(cfg: NmnistConfig, ctx: RunContext) -> dict[str, float]:
     x_train = torch.arange(len(train), device=ctx.device)
     x_test = torch.arange(offset, offset + len(test), device=ctx.device)
     tensors = (x_train, train.labels.to(ctx.device), x_test, test.labels.to(ctx.device))
-    generator = torch.Generator().manual_seed(ctx.seed)
-    layers = dense_layers(2312, cfg.hidden, 10, cfg.init_w, generator)
-    net = _network(cfg, layers, ctx)
-    learner = _learner(cfg, net, encode, len(train))
-    return _train_and_measure(cfg, ctx, learner, tensors)
+    layers = dense_layers(2312, cfg.hidden, 10, cfg.init_w, ctx.generator())
+    learner = _learner(cfg, ctx, layers, encode, len(train))
+    return _train(cfg, ctx, learner, tensors)

@@ -27,27 +27,58 @@ from typing import Any
 
 import torch
 
-from creditlab.methods.hm2bp.loss import rate_error, rate_loss, rate_targets
-from creditlab.methods.hm2bp.network import Record, SpikingNetwork
+from creditlab.methods.hm2bp.loss import (
+    DESIRED,
+    MARGIN,
+    UNDESIRED,
+    rate_error,
+    rate_loss,
+    rate_targets,
+)
+from creditlab.methods.hm2bp.network import SILENT_PSP, Record, SpikingNetwork
+from creditlab.spiking import bernoulli_encode
 
 Encoder = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
 TINY = 1e-30
 """weights smaller than this in magnitude are set to 0 after each step (module docstring)"""
+LR = 1e-3
+"""Adam learning rate at epoch 0 (then lr / sqrt(epoch + 1))"""
+REG_LAMBDA = 10.0
+"""lambda of the weight regulariser (the reference code's)"""
+REG_BETA = 0.04
+"""beta of the weight regulariser (the reference code's, MNIST)"""
+WEIGHT_LIMIT = 8.0
+"""the reference's WEIGHT_LIMIT: weights are clipped to +-8 and scaled by it in the regulariser"""
+EVAL_BATCH = 250
+"""examples simulated at once when evaluating"""
 
 
 @dataclass
 class RateTargets:
     """The macro-level loss's settings."""
 
-    desired: float = 35.0
-    undesired: float = 5.0
-    margin: float = 5.0
+    desired: float = DESIRED
+    undesired: float = UNDESIRED
+    margin: float = MARGIN
+
+
+def rate_encoder(shape: tuple[int, ...], n_steps: int, input_scale: float) -> Encoder:
+    """Bernoulli rate coding of intensities in [0, 1] (:func:`creditlab.spiking.bernoulli_encode`)
+    for examples of ``shape``: ``n_steps`` steps, a spike per step with probability
+    x / ``input_scale``."""
+
+    def encode(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        return bernoulli_encode(x.reshape(len(x), *shape), n_steps, input_scale, generator)
+
+    return encode
 
 
 class HM2BPLearner:
     """HM2-BP on a :class:`SpikingNetwork`; ``encode(x, generator)`` turns a minibatch into
-    input spikes (batch, steps, ...). ``batches_per_epoch`` drives the lr schedule."""
+    input spikes (batch, steps, ...). ``batches_per_epoch`` drives the lr schedule.
+    ``eval_seed`` seeds the evaluation's input spikes, the same every call (the experiments
+    pass the run's ``derive_seed(seed, "eval")``)."""
 
     def __init__(
         self,
@@ -55,15 +86,15 @@ class HM2BPLearner:
         encode: Encoder,
         n_classes: int,
         *,
-        lr: float = 1e-3,
+        lr: float = LR,
         batches_per_epoch: int = 1,
         targets: RateTargets | None = None,
         side_effect: bool = True,
-        silent_psp: float = 0.1,
-        reg_lambda: float = 10.0,
-        reg_beta: float = 0.04,
-        weight_limit: float = 8.0,
-        eval_batch: int = 256,
+        silent_psp: float = SILENT_PSP,
+        reg_lambda: float = REG_LAMBDA,
+        reg_beta: float = REG_BETA,
+        weight_limit: float = WEIGHT_LIMIT,
+        eval_batch: int = EVAL_BATCH,
         eval_seed: int = 0,
     ):
         self.net, self.encode, self.n_classes = net, encode, n_classes
@@ -143,13 +174,10 @@ class HM2BPLearner:
             record = self.net.simulate(self.encode(xb, generator))
             counts.append(record.counts[-1])
             rates += torch.tensor([float(c.double().sum()) for c in record.counts])
+            steps = record.spikes[0].shape[1]
             del record  # not alive while the next batch is simulated
-        totals = [len(x) * s for s in self._steps_neurons(x)]
+        totals = [len(x) * steps * math.prod(layer.out_shape) for layer in self.net.layers]
         return torch.cat(counts), [float(r) / n for r, n in zip(rates, totals, strict=True)]
-
-    def _steps_neurons(self, x: torch.Tensor) -> list[int]:
-        steps = self.encode(x[:1], torch.Generator().manual_seed(0)).shape[1]
-        return [steps * math.prod(layer.out_shape) for layer in self.net.layers]
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:

@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import torch
 
+DESIRED = 35.0
+"""target spike count of the label's output neuron (the reference code's)"""
+UNDESIRED = 5.0
+"""target spike count of the other output neurons"""
+MARGIN = 5.0
+"""an output error |o - y| within this is zeroed"""
+
 
 def rate_targets(
-    labels: torch.Tensor, n_classes: int, desired: float = 35.0, undesired: float = 5.0
+    labels: torch.Tensor, n_classes: int, desired: float = DESIRED, undesired: float = UNDESIRED
 ) -> torch.Tensor:
     """(batch, n_classes) target counts: ``desired`` at the label, ``undesired`` elsewhere.
 
@@ -23,7 +30,7 @@ def rate_targets(
     return y
 
 
-def rate_error(counts: torch.Tensor, targets: torch.Tensor, margin: float = 5.0) -> torch.Tensor:
+def rate_error(counts: torch.Tensor, targets: torch.Tensor, margin: float = MARGIN) -> torch.Tensor:
     """o - y, zeroed where |o - y| <= margin.
 
     >>> rate_error(torch.tensor([30.0, 29.0, 5.0]), torch.tensor([35.0, 35.0, 0.0])).tolist()
@@ -33,6 +40,6 @@ def rate_error(counts: torch.Tensor, targets: torch.Tensor, margin: float = 5.0)
     return torch.where(err.abs() <= margin, torch.zeros_like(err), err)
 
 
-def rate_loss(counts: torch.Tensor, targets: torch.Tensor, margin: float = 5.0) -> torch.Tensor:
+def rate_loss(counts: torch.Tensor, targets: torch.Tensor, margin: float = MARGIN) -> torch.Tensor:
     """Per-example E = 1/2 sum_i rate_error_i^2, shape (batch,)."""
     return 0.5 * rate_error(counts, targets, margin).pow(2).sum(-1)

@@ -61,6 +61,12 @@ from creditlab.spiking import (
     time_major,
 )
 
+BLOCK_ELEMENTS = 2**20
+"""default cap on batch x steps x neurons of the per-block float tensors (memory beyond the
+spike record)"""
+SILENT_PSP = 0.1
+"""the reference code's S-PSP for a silent neuron's fired inputs in its weight gradient"""
+
 SPARSE_BELOW = 0.05
 """Dense layers sum weight columns (embedding_bag) for binary input sparser than this: about
 twice as fast as the dense product at the ~2% density of rate-coded MNIST."""
@@ -146,6 +152,22 @@ class Pool:
 Layer = Dense | Conv | Pool
 
 
+def dense_layers(
+    n_in: int,
+    hidden: tuple[int, ...],
+    n_out: int,
+    init_w: tuple[float, ...],
+    generator: torch.Generator | None = None,
+) -> list[Layer]:
+    """An MLP's layers ``n_in -> hidden... -> n_out``, layer k's weights uniform in
+    +-init_w[k], drawn in order from ``generator``."""
+    widths = [n_in, *hidden]
+    return [
+        Dense((a,), b, w, generator)
+        for a, b, w in zip(widths, [*hidden, n_out], init_w, strict=True)
+    ]
+
+
 @dataclass
 class Record:
     """What the forward pass keeps for the backward: per layer the spike trains (batch,
@@ -172,7 +194,7 @@ class SpikingNetwork:
         tau_s: float = TAU_S,
         t_ref: int = T_REF,
         lateral: float = 0.0,
-        block_elements: int = 2**20,
+        block_elements: int = BLOCK_ELEMENTS,
     ):
         if len(thresholds) != len(layers):
             raise ValueError(f"{len(layers)} layers need {len(layers)} thresholds")
@@ -238,7 +260,7 @@ class SpikingNetwork:
         record: Record,
         delta_out: torch.Tensor,
         side_effect: bool = True,
-        silent_psp: float = 0.1,
+        silent_psp: float = SILENT_PSP,
         only_last: bool = False,
     ) -> list[torch.Tensor]:
         """dE/dw of every learned layer (input side first), summed over the batch, given the
