@@ -7,11 +7,17 @@ trains live here, where the dendritic, autodiff and ReLU code can build the same
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Sequence
+from typing import Literal
 
 from torch import nn
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+Activation = Literal["relu", "tanh", "sigmoid"]
+"""The hidden-unit nonlinearities a config may name (the one list of them)."""
+ACTIVATIONS: dict[str, type[nn.Module]] = dict(
+    zip(typing.get_args(Activation), (nn.ReLU, nn.Tanh, nn.Sigmoid), strict=True)
+)
 
 
 def mlp(

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from creditlab import data
-from creditlab.models import build_classifier
+from creditlab.models import Activation, build_classifier
 from creditlab.runner import RunContext
 
 
@@ -219,7 +219,7 @@ class ClassifierConfig(TrainingConfig):
     """hidden layer widths of the MLP (for the CNN: the width of its one dense layer)"""
     channels: tuple[int, ...] = (32, 64)
     """CNN only: output channels of each conv + max-pool stage"""
-    activation: Literal["relu", "tanh", "sigmoid"] = "relu"
+    activation: Activation = "relu"
     """hidden-unit nonlinearity"""
 
 
