@@ -130,6 +130,7 @@ def creditlab_loop(cfg: dict, seed: int, kind: str) -> dict:
 
     import torch
 
+    from creditlab import runner
     from creditlab.methods.coagent.actor_critic import train_actor_critic
     from creditlab.methods.coagent.experiments import ActorCriticConfig, _build, _settings
 
@@ -151,16 +152,22 @@ def creditlab_loop(cfg: dict, seed: int, kind: str) -> dict:
         def log(self, step: int, **metrics: float) -> None: ...
 
         def progress(self, total: int, desc: str = "", initial: int = 0):
-            return types.SimpleNamespace(n=0, update=lambda k: None, close=lambda: None)
+            return types.SimpleNamespace(n=0, update=lambda k=1: None, close=lambda: None)
+
+        def loop(self, total, state, restore=None, **kwargs):
+            return runner.Loop(self, total, state, restore, **kwargs)
+
+        def resume(self):
+            return None
+
+        def checkpoint(self, state) -> None: ...
 
         def boundary(self, state_fn) -> None:
             clock.append((len(clock) * per_rollout, time.perf_counter() - start))
 
     context = Context()
     context.seed = seed
-    out = train_actor_critic(
-        agent, critic, config.env_id, _settings(config), context, kind, wrap_state=lambda s: s
-    )
+    out = train_actor_critic(agent, critic, config.env_id, _settings(config), context, kind)
     return {
         "seconds": time.perf_counter() - start,
         "env_steps": out["env_steps"],

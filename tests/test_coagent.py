@@ -2,11 +2,11 @@
 exactly by enumeration, held outputs, the exact reference, Four Rooms, learning and resume."""
 
 import copy
-import doctest
 import itertools
 import json
 import math
 import tempfile
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -27,10 +27,7 @@ from creditlab.methods.coagent import (
     SoftmaxCoagent,
     StateDependent,
     four_rooms,
-    network,
 )
-from creditlab.methods.coagent import coagents as coagents_module
-from creditlab.methods.coagent import critic as critic_module
 from creditlab.methods.coagent.actor_critic import (
     BackpropActor,
     CoagentActor,
@@ -41,8 +38,8 @@ from creditlab.methods.coagent.actor_critic import (
 )
 from creditlab.methods.coagent.critic import Critic
 from creditlab.methods.coagent.exact import hidden_configurations, marginal_log_likelihoods
-from creditlab.methods.coagent.experiments import (
-    CARTPOLE_SCALE,
+from creditlab.methods.coagent.experiments import CARTPOLE_SCALE
+from creditlab.methods.coagent.gradient_check import (
     both_estimates,
     episode_batch,
     gradient_check_network,
@@ -77,14 +74,12 @@ def float64():
     torch.set_default_dtype(previous)
 
 
-def _tmp_out():
-    return Path(tempfile.mkdtemp(prefix="creditlab-coagent-"))
-
-
-def test_doctests():
-    for module in (coagents_module, network, four_rooms, critic_module):
-        failed, _ = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-        assert failed == 0, module.__name__
+def _context(seed):
+    """A bare run context for calling a training loop directly (it checkpoints as it starts)."""
+    out = Path(tempfile.mkdtemp(prefix="creditlab-coagent-"))
+    ctx = runner.RunContext(registry.get("coagent.cartpole"), None, "smoke", seed, "cpu", out)
+    ctx._started = time.monotonic()
+    return ctx
 
 
 # --- each coagent's update is its own gradient ----------------------------------------------
@@ -820,11 +815,12 @@ def test_coagents_learn_acrobot(tmp_path):
 
 @pytest.mark.parametrize(
     "name, stop_after",
-    [("coagent.cartpole", 120), ("coagent.option_critic", 1000), ("coagent.gradient_check", 2)],
+    [("coagent.cartpole", 120), ("coagent.option_critic", 70), ("coagent.gradient_check", 4)],
 )
 def test_an_interrupted_run_resumes_exactly(name, stop_after, smoke_runs, check_resumes_exactly):
     """Stopped at a step boundary (cartpole: in the backprop phase; Four Rooms: in the second
-    method), resumed from the checkpoint: the same metrics and metric stream."""
+    method; gradient check: in the asynchronous mode), resumed from the checkpoint: the same
+    metrics and metric stream."""
     reference, reference_dir = smoke_runs[name]
     check_resumes_exactly(
         registry.get(name), stop_after, reference, reference_dir, scale="smoke", seed=3
@@ -954,7 +950,7 @@ def test_the_training_loop_gives_the_critic_the_outputs_held_before_each_step():
         anneal_lr=False,
         log_every=10**9,
     )
-    ctx = runner.RunContext(registry.get("coagent.cartpole"), None, "smoke", 21, "cpu", _tmp_out())
+    ctx = _context(21)
     train_actor_critic(actor, critic, "CartPole-v1", settings, ctx, "coagent")
     assert actor.critic_features == 4 + hidden + 2
     resets = 0
@@ -1024,9 +1020,7 @@ def _small_training(eval_every, seed=4):
         eval_every=eval_every,
         eval_episodes=3 if eval_every else 0,
     )
-    ctx = runner.RunContext(
-        registry.get("coagent.cartpole"), None, "smoke", seed, "cpu", _tmp_out()
-    )
+    ctx = _context(seed)
     return train_actor_critic(actor, critic, "CartPole-v1", settings, ctx, "coagent"), actor
 
 

@@ -12,6 +12,10 @@ or a clock, and option-critic as a special case.
   their released script), a flat actor-critic, the Four Rooms loop and its evaluation.
 * :mod:`.four_rooms`: the Four Rooms environment (``gymnasium.Env``).
 * :mod:`.figures`: Bacon et al.'s Four Rooms figures (before/after the switch, maps).
+* :mod:`.gradient_check`: the gradient check's network, episode batches and its two estimates.
+* :mod:`.four_rooms_training`: the Four Rooms learners by name and their resumable loop.
+* :mod:`.summaries`: each experiment's metrics, notes and figures from its trained results.
+* :mod:`.experiments`: the configurations and the registered experiments.
 """
 
 from creditlab.methods.coagent.coagents import (

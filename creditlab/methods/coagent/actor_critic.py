@@ -31,7 +31,8 @@ counted as environment steps, and reset the network's held outputs and step coun
 
 Evaluation (:func:`evaluate`): every ``eval_every`` environment steps and at the end, ``M``
 episodes of the learned policy with learning off, on their own environment copies seeded
-``EVAL_SEED + 1000 seed, ...`` (never a training seed) and with their own torch generator,
+``derive_seed(seed, "evaluation") + i`` (:func:`creditlab.runner.derive_seed`: never a
+training seed) and with their own torch generator,
 run on a copy of the agent: the training run is the same with or without them. The policy is the
 one that learned: actions (and hidden coagent outputs) are sampled, not made greedy.
 """
@@ -59,12 +60,9 @@ from creditlab.methods.coagent.network import (
     Node,
     Transition,
 )
-from creditlab.runner import RunContext
+from creditlab.runner import RunContext, StageContext, derive_seed
 
 Tensor = torch.Tensor
-EVAL_SEED = 1_000_000
-"""Evaluation environments of a run with seed ``s`` are seeded ``EVAL_SEED + 1000 s, ...``:
-never a training seed, and disjoint between runs (up to 1000 evaluation episodes)."""
 
 
 def make_vector_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
@@ -271,25 +269,14 @@ class _Loop:
         self.evaluations: list[tuple[int, list[float]]] = []  # (env steps, returns)
         agent.reset(batch=n)
 
-    def state(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items()}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> _Loop:
-        loop = cls.__new__(cls)
-        vars(loop).update(state)
-        return loop
-
 
 def train_actor_critic(
     agent: CoagentActor | BackpropActor,
     critic: Critic,
     env_id: str,
     settings: LoopSettings,
-    ctx: RunContext,
+    ctx: RunContext | StageContext,
     label: str,
-    resume: dict[str, Any] | None = None,
-    wrap_state: Any = None,
 ) -> dict[str, Any]:
     """Train ``agent`` with ``critic`` for ``settings.total_steps`` environment steps.
 
@@ -297,106 +284,110 @@ def train_actor_critic(
     and, every ``eval_every`` steps and at the end, ``eval_return_<label>`` (mean return of
     ``eval_episodes`` evaluation episodes, :func:`evaluate`) against environment steps.
     Returns the training episodes' returns, the evaluations and the measured speed (training
-    only). ``wrap_state(loop_state)`` turns the loop's state into the run's checkpoint state.
+    only). Resumable (:meth:`~creditlab.runner.RunContext.loop`) at the end of the iteration that
+    passes each multiple of ``num_envs * rollout_steps`` environment steps: one or two rollouts.
     """
     s = settings
     scale = 1.0 / torch.tensor(s.obs_scale) if s.obs_scale else torch.tensor(1.0)
-    if resume is not None:
-        agent.load_state_dict(resume["agent"])
-        critic.load_state_dict_with_optimizer(resume["critic"])
-        loop = _Loop.from_state(resume["loop"])
-    else:
-        loop = _Loop(make_vector_env(env_id, s.num_envs), ctx.seed, agent, scale)
-        loop.next_eval = s.eval_every
+    loop = _Loop(make_vector_env(env_id, s.num_envs), ctx.seed, agent, scale)
+    loop.next_eval = s.eval_every
+    eval_seed = derive_seed(ctx.seed, "evaluation")
 
     def run_evaluation() -> None:
-        returns = evaluate(agent, env_id, s.eval_episodes, EVAL_SEED + 1000 * ctx.seed, scale)
+        returns = evaluate(agent, env_id, s.eval_episodes, eval_seed, scale)
         loop.evaluations.append((loop.env_steps, returns))
         ctx.log(loop.env_steps, **{f"eval_return_{label}": float(np.mean(returns))})
 
-    bar = ctx.progress(
-        s.total_steps, desc=f"{ctx.experiment.name} [{label}]", initial=loop.env_steps
+    def restore(state: dict[str, Any]) -> None:
+        agent.load_state_dict(state["agent"])
+        critic.load_state_dict_with_optimizer(state["critic"])
+        loop.envs.close()
+        vars(loop).update(state["loop"])
+
+    per_iteration = s.num_envs * s.rollout_steps  # at most this many environment steps a rollout
+    iterations = ctx.loop(
+        -(-s.total_steps // per_iteration),
+        lambda: {
+            "agent": agent.state_dict(),
+            "critic": critic.state_dict_with_optimizer(),
+            "loop": dict(vars(loop)),
+        },
+        restore,
+        desc=f"{ctx.experiment.name} [{label}]",
     )
     started, steps_at_start, eval_seconds = time.perf_counter(), loop.env_steps, 0.0
-    while loop.env_steps < s.total_steps:
-        records: list[Any] = []
-        z, next_z, rewards, terminated, done, valid, ts = [], [], [], [], [], [], []
-        for _ in range(s.rollout_steps):
-            z.append(agent.critic_input(loop.obs))  # Z_t, before the coagents act at t
-            action, record = agent.act(loop.obs, loop.t)
-            o, r, term, trunc, _ = loop.envs.step(action.numpy())
-            o, r = torch.as_tensor(o) * scale, torch.as_tensor(r, dtype=torch.float64)
-            term, trunc = torch.as_tensor(term), torch.as_tensor(trunc)
-            next_z.append(agent.critic_input(o))  # Z_{t+1} = (S_{t+1}, U_t)
-            real = ~loop.prev_done  # an autoreset step is not a transition
-            records.append(record)
-            rewards.append(r)
-            terminated.append(term)
-            done.append(term | trunc)
-            valid.append(real)
-            ts.append(loop.t)
-            loop.episode_return += r * real
-            finished = (term | trunc) & real
-            if finished.any():
-                loop.returns.extend(loop.episode_return[finished].tolist())
-                loop.return_steps.extend([loop.env_steps + int(real.sum())] * int(finished.sum()))
-                loop.episode_return[finished] = 0.0
-            loop.env_steps += int(real.sum())
-            # The observation after an autoreset step starts a new episode: t = 0, outputs reset.
-            loop.t = torch.where(loop.prev_done, 0, loop.t + 1)
-            if loop.prev_done.any():
-                agent.reset(where=loop.prev_done)
-            loop.prev_done = term | trunc
-            loop.obs = o
-        # --- the critic broadcasts one signal per step; actor and critic each take one step ---
-        z_b, next_b = torch.stack(z), torch.stack(next_z)
-        valid_b, done_b = torch.stack(valid), torch.stack(done)
-        with torch.no_grad():
-            values = critic(z_b).double()
-            next_values = critic(next_b).double()
-        scaled = torch.stack(rewards) * s.reward_scale  # in the critic's units
-        deltas = td_error(scaled, values, next_values, torch.stack(terminated), s.gamma)
-        deltas = deltas * valid_b
-        advantages = lambda_advantages(deltas, done_b, s.gamma, s.td_lambda) * valid_b
-        if s.anneal_lr:  # linear decay to zero over the run (CleanRL's anneal_lr)
-            for optimizer in (agent.optimizer, critic.optimizer):
-                for group in optimizer.param_groups:
-                    group.setdefault("initial_lr", group["lr"])
-                    group["lr"] = group["initial_lr"] * (1 - loop.env_steps / s.total_steps)
-        critic.fit(z_b, (advantages + values).float(), valid_b.float())
-        signal = advantages
-        if s.normalize_signal:
-            real = signal[valid_b]
-            signal = (signal - real.mean()) / (real.std() + 1e-8) * valid_b
-        if s.gamma_t_weighting:
-            signal = signal * s.gamma ** torch.stack(ts).double()
-        n_valid = valid_b.sum().clamp(min=1)
-        entropy = s.entropy_coef * valid_b / n_valid
-        agent.update(records, (signal / n_valid).float(), entropy.float())
-        bar.update(loop.env_steps - bar.n)
-        if loop.env_steps >= loop.next_log and len(loop.returns) > loop.logged_episodes:
-            recent = loop.returns[loop.logged_episodes :]
-            ctx.log(loop.env_steps, **{f"return_{label}": float(np.mean(recent))})
-            loop.logged_episodes = len(loop.returns)
-            loop.next_log = (loop.env_steps // s.log_every + 1) * s.log_every
-        if loop.next_eval and s.total_steps > loop.env_steps >= loop.next_eval:
-            clock = time.perf_counter()
-            run_evaluation()
-            eval_seconds += time.perf_counter() - clock
-            loop.next_eval = (loop.env_steps // s.eval_every + 1) * s.eval_every
-        ctx.boundary(
-            lambda: wrap_state(
-                {
-                    "agent": agent.state_dict(),
-                    "critic": critic.state_dict_with_optimizer(),
-                    "loop": loop.state(),
-                }
-            )
-        )
-    bar.close()
+    for i in iterations:
+        while loop.env_steps < min(s.total_steps, (i + 1) * per_iteration):  # one rollout
+            records: list[Any] = []
+            z, next_z, rewards, terminated, done, valid, ts = [], [], [], [], [], [], []
+            for _ in range(s.rollout_steps):
+                z.append(agent.critic_input(loop.obs))  # Z_t, before the coagents act at t
+                action, record = agent.act(loop.obs, loop.t)
+                o, r, term, trunc, _ = loop.envs.step(action.numpy())
+                o, r = torch.as_tensor(o) * scale, torch.as_tensor(r, dtype=torch.float64)
+                term, trunc = torch.as_tensor(term), torch.as_tensor(trunc)
+                next_z.append(agent.critic_input(o))  # Z_{t+1} = (S_{t+1}, U_t)
+                real = ~loop.prev_done  # an autoreset step is not a transition
+                records.append(record)
+                rewards.append(r)
+                terminated.append(term)
+                done.append(term | trunc)
+                valid.append(real)
+                ts.append(loop.t)
+                loop.episode_return += r * real
+                finished = (term | trunc) & real
+                if finished.any():
+                    loop.returns.extend(loop.episode_return[finished].tolist())
+                    loop.return_steps.extend(
+                        [loop.env_steps + int(real.sum())] * int(finished.sum())
+                    )
+                    loop.episode_return[finished] = 0.0
+                loop.env_steps += int(real.sum())
+                # After an autoreset step a new episode starts: t = 0, held outputs reset.
+                loop.t = torch.where(loop.prev_done, 0, loop.t + 1)
+                if loop.prev_done.any():
+                    agent.reset(where=loop.prev_done)
+                loop.prev_done = term | trunc
+                loop.obs = o
+            # --- the critic broadcasts one signal per step; actor and critic each take one step
+            z_b, next_b = torch.stack(z), torch.stack(next_z)
+            valid_b, done_b = torch.stack(valid), torch.stack(done)
+            with torch.no_grad():
+                values = critic(z_b).double()
+                next_values = critic(next_b).double()
+            scaled = torch.stack(rewards) * s.reward_scale  # in the critic's units
+            deltas = td_error(scaled, values, next_values, torch.stack(terminated), s.gamma)
+            deltas = deltas * valid_b
+            advantages = lambda_advantages(deltas, done_b, s.gamma, s.td_lambda) * valid_b
+            if s.anneal_lr:  # linear decay to zero over the run (CleanRL's anneal_lr)
+                for optimizer in (agent.optimizer, critic.optimizer):
+                    for group in optimizer.param_groups:
+                        group.setdefault("initial_lr", group["lr"])
+                        group["lr"] = group["initial_lr"] * (1 - loop.env_steps / s.total_steps)
+            critic.fit(z_b, (advantages + values).float(), valid_b.float())
+            signal = advantages
+            if s.normalize_signal:
+                real = signal[valid_b]
+                signal = (signal - real.mean()) / (real.std() + 1e-8) * valid_b
+            if s.gamma_t_weighting:
+                signal = signal * s.gamma ** torch.stack(ts).double()
+            n_valid = valid_b.sum().clamp(min=1)
+            entropy = s.entropy_coef * valid_b / n_valid
+            agent.update(records, (signal / n_valid).float(), entropy.float())
+            if loop.env_steps >= loop.next_log and len(loop.returns) > loop.logged_episodes:
+                recent = loop.returns[loop.logged_episodes :]
+                ctx.log(loop.env_steps, **{f"return_{label}": float(np.mean(recent))})
+                loop.logged_episodes = len(loop.returns)
+                loop.next_log = (loop.env_steps // s.log_every + 1) * s.log_every
+            if loop.next_eval and s.total_steps > loop.env_steps >= loop.next_eval:
+                clock = time.perf_counter()
+                run_evaluation()
+                eval_seconds += time.perf_counter() - clock
+                loop.next_eval = (loop.env_steps // s.eval_every + 1) * s.eval_every
     seconds = time.perf_counter() - started - eval_seconds
     if s.eval_episodes and (not loop.evaluations or loop.evaluations[-1][0] < loop.env_steps):
         run_evaluation()  # the final evaluation: the headline
+    loop.envs.close()
     return {
         "returns": loop.returns,
         "return_steps": loop.return_steps,

@@ -1,16 +1,12 @@
 """Coagent network experiments: the gradient check, CartPole/Acrobot against a backprop
-actor-critic, asynchronous CartPole, and option-critic on Four Rooms.
-
-Every experiment here runs its tiny-tensor loops on one torch thread (restored afterwards):
-at these sizes extra threads only add contention.
+actor-critic, asynchronous CartPole, and option-critic on Four Rooms. The configurations and
+the registered experiments only; the learners, loops and reports live in the modules they
+name (:mod:`.gradient_check`, :mod:`.actor_critic`, :mod:`.four_rooms_training`,
+:mod:`.summaries`).
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,35 +15,33 @@ import torch
 
 from creditlab.diagnostics.alignment import alignment
 from creditlab.methods.coagent.actor_critic import (
-    EVAL_SEED,
     BackpropActor,
     CoagentActor,
     LoopSettings,
     make_vector_env,
     train_actor_critic,
 )
-from creditlab.methods.coagent.coagents import BernoulliCoagent, SoftmaxCoagent
 from creditlab.methods.coagent.critic import Critic
-from creditlab.methods.coagent.exact import likelihood_ratio_gradient
-from creditlab.methods.coagent.figures import before_and_after, on_the_map
-from creditlab.methods.coagent.four_rooms import EAST_DOORWAY
-from creditlab.methods.coagent.network import (
-    Always,
-    CoagentNetwork,
-    FixedProbability,
-    Node,
+from creditlab.methods.coagent.four_rooms_training import (
+    OC_METHODS,
+    eval_points,
+    four_rooms_learner,
+    train_four_rooms,
 )
-from creditlab.methods.coagent.option_critic import (
-    ClassicOptionCritic,
-    CoagentOptionCritic,
-    FlatActorCritic,
-    FourRoomsRuns,
-    evaluate,
-    termination_probabilities,
+from creditlab.methods.coagent.gradient_check import (
+    both_estimates,
+    episode_batch,
+    gradient_check_network,
 )
-from creditlab.plots import line_plot
+from creditlab.methods.coagent.option_critic import FourRoomsRuns
+from creditlab.methods.coagent.summaries import (
+    actor_critic_summary,
+    gradient_check_summary,
+    grid_summary,
+    option_critic_summary,
+)
 from creditlab.registry import experiment
-from creditlab.runner import RunContext
+from creditlab.runner import RunContext, StageContext, derive_seed, finished_stages
 
 PAPER = "Kostas, Nota & Thomas, 'Asynchronous Coagent Networks' (ICML 2020)"
 CARTPOLE_SCALE = (2.4, 3.0, 0.21, 3.0)  # |x|, |x'|, |angle|, |angle'| at typical extremes
@@ -56,16 +50,6 @@ CARTPOLE_SCALE = (2.4, 3.0, 0.21, 3.0)  # |x|, |x'|, |angle|, |angle'| at typica
 # -223.5); raw, they are nearly deterministic detectors of the velocities' signs, which is
 # what swinging up needs (coagent -103.5, backprop -85.6).
 ACROBOT_SCALE = (1.0,) * 6
-
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 # --- coagent.gradient_check ----------------------------------------------------------------
@@ -93,89 +77,9 @@ class GradientCheckConfig:
     """standard deviation of the random (fixed) weights the gradient is measured at"""
     obs_scale: tuple[float, ...] = CARTPOLE_SCALE
     """observations are divided by these before entering the network"""
-
-
-def gradient_check_network(
-    obs_dim: int, n_actions: int, hidden: int, p: float, init_std: float
-) -> CoagentNetwork:
-    """state -> ``hidden`` Bernoulli coagents -> softmax action coagent (float64); every coagent
-    executes with probability ``p`` (``p = 1``: the synchronous network)."""
-    execute = Always() if p >= 1 else FixedProbability(p)
-    net = CoagentNetwork(
-        {
-            "hidden": Node(
-                BernoulliCoagent(obs_dim, hidden, init_std=init_std), ("state",), execute
-            ),
-            "action": Node(
-                SoftmaxCoagent(hidden, n_actions, init_std=init_std), ("hidden",), execute
-            ),
-        },
-        action="action",
-    )
-    with torch.no_grad():
-        for p_ in net.parameters():
-            if p_.dim() == 1:
-                p_.normal_(std=init_std)  # biases too: a generic point, not the origin
-    return net.double()
-
-
-def episode_batch(
-    net: CoagentNetwork, env_id: str, n: int, seed: int, scale: torch.Tensor, gamma: float
-) -> dict[str, Any]:
-    """Run ``n`` episodes side by side (one each per environment copy) and return what both
-    estimators need: the network's transitions, states, actions, validity masks and the
-    weights ``gamma^t G_t``."""
-    envs = make_vector_env(env_id, n)
-    obs, _ = envs.reset(seed=seed)
-    net.reset(batch=n)
-    alive = torch.ones(n, dtype=torch.bool)
-    t = torch.zeros(n, dtype=torch.long)
-    steps, states, actions, valid, rewards = [], [], [], [], []
-    while alive.any():
-        s = torch.as_tensor(obs, dtype=torch.float64) / scale
-        a, step = net.act(s, t)
-        obs, r, term, trunc, _ = envs.step(a.numpy())
-        steps.append(step)
-        states.append(s)
-        actions.append(a)
-        valid.append(alive.clone())
-        rewards.append(torch.as_tensor(r, dtype=torch.float64) * alive)
-        alive &= ~torch.as_tensor(term | trunc)
-        t = t + 1
-    envs.close()
-    rewards_t, valid_t = torch.stack(rewards), torch.stack(valid)
-    discounts = gamma ** torch.arange(len(rewards_t), dtype=torch.float64)[:, None]
-    discounted = rewards_t * discounts  # gamma^k R_k
-    tail = discounted.flip(0).cumsum(0).flip(0)  # sum_{k >= t} gamma^k R_k = gamma^t G_t
-    return {
-        "steps": steps,
-        "states": torch.stack(states),
-        "actions": torch.stack(actions),
-        "valid": valid_t,
-        "weights": tail * valid_t,
-        "returns": rewards_t.sum(0),
-    }
-
-
-def both_estimates(
-    net: CoagentNetwork, batch: dict[str, Any]
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Sums over the batch's episodes of the coagent (CPGT) estimate and of the exact
-    likelihood-ratio estimate through the whole network, keyed like ``net.coagents``."""
-    cpgt = net.parameter_gradients(net.local_gradients(batch["steps"], batch["weights"]))
-    executed = torch.stack([s.executed["hidden"] for s in batch["steps"]])
-    executed_action = torch.stack([s.executed["action"] for s in batch["steps"]])
-    exact = likelihood_ratio_gradient(
-        net.coagents["hidden"],
-        net.coagents["action"],
-        batch["states"],
-        batch["actions"],
-        executed,
-        executed_action,
-        batch["valid"],
-        batch["weights"],
-    )
-    return cpgt, exact
+    threads: int = 1
+    """torch CPU threads (the runner applies it; 0 leaves the setting alone): at these tiny
+    tensor sizes extra threads only add contention"""
 
 
 @experiment(
@@ -204,85 +108,56 @@ def gradient_check(cfg: GradientCheckConfig, ctx: RunContext) -> dict[str, float
     (The exact expectation, by enumerating every trajectory of a small MDP, is checked in
     ``tests/test_coagent.py``.)
     """
-    with single_thread():
-        return _gradient_check(cfg, ctx)
-
-
-def _gradient_check(cfg: GradientCheckConfig, ctx: RunContext) -> dict[str, float]:
     probe = make_vector_env(cfg.env_id, 1)
     obs_dim, n_actions = probe.single_observation_space.shape[0], probe.single_action_space.n
     scale = torch.tensor(cfg.obs_scale, dtype=torch.float64)
     points = sorted(
         {int(round(x)) for x in np.geomspace(cfg.first_point, cfg.episodes, cfg.points)}
     )
+    bounds, lo = [], 0  # the episodes of each batch: at most ``batch``, none across a point
+    while lo < cfg.episodes:
+        hi = min(cfg.episodes, lo + cfg.batch, next(p for p in points if p > lo))
+        bounds.append((lo, hi))
+        lo = hi
     modes = {"sync": 1.0, "async": cfg.execution_probability}
-    nets = {}
-    for mode, p in modes.items():  # the same parameters: the modes differ in execution only
-        with torch.random.fork_rng():
-            torch.manual_seed(ctx.seed)
-            nets[mode] = gradient_check_network(obs_dim, n_actions, cfg.hidden, p, cfg.init_std)
-    state = ctx.resume() or {"mode": 0, "done": 0, "sums": {}, "curves": {m: [] for m in modes}}
-    bar = ctx.progress(
-        len(modes) * cfg.episodes, initial=state["mode"] * cfg.episodes + state["done"]
-    )
-    for mode_index, (mode, _) in enumerate(modes.items()):
-        if mode_index < state["mode"]:
+    curves: dict[str, list[tuple[int, float]]] = finished_stages(ctx, {})
+    for mode, p in modes.items():
+        if mode in curves:
             continue
-        net = nets[mode]
-        while state["done"] < cfg.episodes:
-            lo = state["done"]
-            hi = min(cfg.episodes, lo + cfg.batch, next(p for p in points if p > lo))
-            batch = episode_batch(
-                net,
-                cfg.env_id,
-                hi - lo,
-                ctx.seed * 1_000_003 + mode_index * 7919 + lo,
-                scale,
-                cfg.gamma,
-            )
+        stage = StageContext(ctx, mode, curves)
+        with torch.random.fork_rng():  # the same parameters: the modes differ in execution only
+            torch.manual_seed(ctx.seed)
+            net = gradient_check_network(obs_dim, n_actions, cfg.hidden, p, cfg.init_std)
+        sums: dict[str, torch.Tensor] = {}
+        curve: list[tuple[int, float]] = []
+
+        def restore(state: dict[str, Any], sums=sums, curve=curve) -> None:
+            sums.update(state["sums"])
+            curve[:] = state["curve"]
+
+        batches = stage.loop(
+            len(bounds),
+            lambda sums=sums, curve=curve: {"sums": dict(sums), "curve": list(curve)},
+            restore,
+            desc=f"{ctx.experiment.name} [{mode}]",
+        )
+        for i in batches:
+            lo, hi = bounds[i]
+            seed = derive_seed(ctx.seed, "episodes", mode, lo)
+            batch = episode_batch(net, cfg.env_id, hi - lo, seed, scale, cfg.gamma)
             cpgt, exact = both_estimates(net, batch)
             for name in cpgt:
-                state["sums"].setdefault(f"cpgt/{name}", torch.zeros_like(cpgt[name]))
-                state["sums"].setdefault(f"exact/{name}", torch.zeros_like(exact[name]))
-                state["sums"][f"cpgt/{name}"] += cpgt[name]
-                state["sums"][f"exact/{name}"] += exact[name]
-            state["done"] = hi
-            bar.update(hi - lo)
+                for kind, estimate in (("cpgt", cpgt), ("exact", exact)):
+                    key = f"{kind}/{name}"
+                    sums[key] = sums.get(key, torch.zeros_like(estimate[name])) + estimate[name]
             if hi in points:
-                mean_cpgt = {n: state["sums"][f"cpgt/{n}"] / hi for n in cpgt}
-                mean_exact = {n: state["sums"][f"exact/{n}"] / hi for n in cpgt}
+                mean_cpgt = {n: sums[f"cpgt/{n}"] / hi for n in cpgt}
+                mean_exact = {n: sums[f"exact/{n}"] / hi for n in cpgt}
                 angle = alignment(mean_cpgt, mean_exact).overall_angle_degrees
-                state["curves"][mode].append((hi, angle))
-                ctx.log(hi, **{f"angle_degrees_{mode}": angle})
-            ctx.boundary(lambda s=state: s)
-        state = {**state, "mode": mode_index + 1, "done": 0, "sums": {}}
-    bar.close()
-    line_plot(
-        ctx.plots / "angle_vs_episodes.png",
-        {
-            f"{m} (p={p:g})": (
-                [math.log10(n) for n, _ in state["curves"][m]],
-                [a for _, a in state["curves"][m]],
-            )
-            for m, p in modes.items()
-        },
-        xlabel="log10 episodes",
-        ylabel="angle to the exact policy gradient (degrees)",
-        title="coagent estimate vs likelihood ratio through the whole network",
-    )
-    sync, asyn = state["curves"]["sync"], state["curves"]["async"]
-    ctx.note(
-        f"Mean CPGT estimate vs exact likelihood-ratio gradient on {cfg.env_id}: "
-        f"{sync[0][1]:.1f} deg after {sync[0][0]} episodes, {sync[-1][1]:.2f} deg after "
-        f"{sync[-1][0]} (synchronous); {asyn[0][1]:.1f} -> {asyn[-1][1]:.2f} deg asynchronous "
-        f"(each coagent executes with p = {cfg.execution_probability})."
-    )
-    return {
-        "final_angle_degrees": sync[-1][1],
-        "final_angle_degrees_async": asyn[-1][1],
-        "first_angle_degrees": sync[0][1],
-        "first_angle_degrees_async": asyn[0][1],
-    }
+                curve.append((hi, angle))
+                stage.log(hi, **{f"angle_degrees_{mode}": angle})
+        curves[mode] = curve
+    return gradient_check_summary(cfg, ctx, modes, curves)
 
 
 # --- coagent.cartpole / coagent.acrobot / coagent.async_cartpole ---------------------------------
@@ -350,6 +225,9 @@ class ActorCriticConfig:
     """environment steps between evaluations (and one at the end: the headline)"""
     eval_episodes: int = 50
     """episodes per evaluation: the learned policy, learning off, own environment seeds"""
+    threads: int = 1
+    """torch CPU threads (the runner applies it; 0 leaves the setting alone): at these tiny
+    tensor sizes extra threads only add contention"""
 
 
 def _settings(cfg: ActorCriticConfig) -> LoopSettings:
@@ -393,107 +271,21 @@ def _build(cfg: ActorCriticConfig, kind: str) -> tuple[Any, Critic]:
     return agent, Critic(agent.critic_features, cfg.critic_hidden, cfg.critic_lr)
 
 
-def _rolling(values: list[float], window: int = 100) -> list[float]:
-    out, total = [], 0.0
-    for i, v in enumerate(values):
-        total += v - (values[i - window] if i >= window else 0.0)
-        out.append(total / min(i + 1, window))
-    return out
-
-
-LABELS = {
-    "coagent": "coagent network",
-    "coagent_hidden_async": "coagent network, action coagent synchronous",
-    "bp": "backprop actor-critic",
-}
-
-
-def _suffix(kind: str) -> str:
-    """Metric suffix of an agent variant: none for the coagent network, ``_bp``, ..."""
-    return "" if kind == "coagent" else f"_{kind.removeprefix('coagent_')}"
-
-
 def actor_critic_experiment(
     cfg: ActorCriticConfig, ctx: RunContext, kinds: tuple[str, ...] = ("coagent", "bp")
 ) -> dict[str, float]:
-    """Each agent variant in turn for ``total_steps``: the same critic recipe, rollouts and
-    environment seed. Resumable at any rollout boundary."""
-    state = ctx.resume() or {"phase": 0, "results": {}, "loop": None}
-    for index, kind in enumerate(kinds):
-        if index < state["phase"]:
-            continue
-        with torch.random.fork_rng():  # initial weights from (seed, agent) only
-            torch.manual_seed(ctx.seed * 1000 + index)
-            agent, critic = _build(cfg, kind)
-        resume = state["loop"] if index == state["phase"] else None
-        result = train_actor_critic(
-            agent,
-            critic,
-            cfg.env_id,
-            _settings(cfg),
-            ctx,
-            kind,
-            resume=resume,
-            wrap_state=lambda loop, i=index, done=state["results"]: {
-                "phase": i,
-                "results": done,
-                "loop": loop,
-            },
-        )
-        state = {"phase": index + 1, "results": {**state["results"], kind: result}, "loop": None}
-        ctx.checkpoint(state)
-    results = state["results"]
-    line_plot(
-        ctx.plots / "returns.png",
-        {
-            f"{LABELS[k]} ({cfg.hidden} hidden)": (
-                results[k]["return_steps"],
-                _rolling(results[k]["returns"]),
-            )
-            for k in kinds
-        },
-        xlabel="environment steps",
-        ylabel="return (mean of the last 100 episodes)",
-        title=f"{cfg.env_id}: coagent vs backprop actor-critic, same critic and budget",
-    )
-    line_plot(
-        ctx.plots / "eval_returns.png",
-        {
-            LABELS[k]: (
-                [steps for steps, _ in results[k]["evaluations"]],
-                [float(np.mean(returns)) for _, returns in results[k]["evaluations"]],
-            )
-            for k in kinds
-        },
-        xlabel="environment steps",
-        ylabel=f"evaluation return (mean of {cfg.eval_episodes} episodes, learning off)",
-        title=f"{cfg.env_id}: evaluation episodes",
-    )
-    metrics: dict[str, float] = {}
-    for kind in kinds:  # the headline first: the final evaluation return
-        if results[kind]["evaluations"]:  # (none when eval_episodes = 0)
-            final_steps, final_returns = results[kind]["evaluations"][-1]
-            assert final_steps == results[kind]["env_steps"]
-            metrics[f"eval_return{_suffix(kind)}"] = float(np.mean(final_returns))
+    """Each agent variant in turn (one stage each) for ``total_steps``: the same critic recipe,
+    rollouts and environment seed."""
+    results: dict[str, dict[str, Any]] = finished_stages(ctx, {})
     for kind in kinds:
-        suffix = _suffix(kind)
-        metrics[f"mean_return_last_100{suffix}"] = float(np.mean(results[kind]["returns"][-100:]))
-        metrics[f"episodes{suffix}"] = len(results[kind]["returns"])
-        # timing metrics end in _per_second (kept out of the reproducibility check)
-        prefix = f"{suffix[1:]}_" if suffix else ""
-        metrics[f"{prefix}env_steps_per_second"] = results[kind]["env_steps_per_second"]
-    ctx.note(
-        f"{cfg.env_id}, {cfg.total_steps} environment steps each; final evaluation return "
-        f"({cfg.eval_episodes} episodes, learning off) / mean training return of the last 100 "
-        "episodes: "
-        + ", ".join(
-            f"{LABELS[k]} {metrics.get('eval_return' + _suffix(k), math.nan):.1f} / "
-            f"{metrics['mean_return_last_100' + _suffix(k)]:.1f}"
-            for k in kinds
-        )
-        + "."
-    )
-    return metrics
+        if kind in results:
+            continue
+        stage = StageContext(ctx, kind, results)
+        with torch.random.fork_rng():  # initial weights from (seed, agent) only
+            torch.manual_seed(derive_seed(ctx.seed, "init", kind))
+            agent, critic = _build(cfg, kind)
+        results[kind] = train_actor_critic(agent, critic, cfg.env_id, _settings(cfg), stage, kind)
+    return actor_critic_summary(cfg, ctx, results, kinds)
 
 
 # Chosen on tuning seeds 100-102 at quick scale (final evaluation return, mean +- std), one grid
@@ -528,8 +320,7 @@ CARTPOLE_SCALES = {
 )
 def cartpole(cfg: ActorCriticConfig, ctx: RunContext) -> dict[str, float]:
     """CartPole-v1: 4 -> 16 Bernoulli coagents -> softmax coagent vs backprop actor-critic."""
-    with single_thread():
-        return actor_critic_experiment(cfg, ctx)
+    return actor_critic_experiment(cfg, ctx)
 
 
 @experiment(
@@ -559,8 +350,7 @@ def async_cartpole(cfg: ActorCriticConfig, ctx: RunContext) -> dict[str, float]:
     asynchronous network is the held action itself: CartPole controllers whose action is held
     with probability 0.5 per step, tuned directly for it (a linear rule by hill climbing, a
     16-unit MLP by evolution strategies), reach mean returns of only about 140-160."""
-    with single_thread():
-        return actor_critic_experiment(cfg, ctx, ("coagent", "coagent_hidden_async", "bp"))
+    return actor_critic_experiment(cfg, ctx, ("coagent", "coagent_hidden_async", "bp"))
 
 
 # Step sizes chosen on tuning seeds 100-102 at quick scale like CARTPOLE_TUNED's (final
@@ -599,19 +389,10 @@ ACROBOT = {
 )
 def acrobot(cfg: ActorCriticConfig, ctx: RunContext) -> dict[str, float]:
     """Acrobot-v1: 6 -> 16 Bernoulli coagents -> softmax action coagent vs backprop actor-critic."""
-    with single_thread():
-        return actor_critic_experiment(cfg, ctx)
+    return actor_critic_experiment(cfg, ctx)
 
 
 # --- coagent.option_critic and coagent.option_critic_grid -----------------------------------
-
-OC_METHODS = ("coagent_oc", "classic_oc", "actor_critic")
-OPTION_METHODS = ("coagent_oc", "classic_oc")
-OC_LABELS = {
-    "coagent_oc": "option-critic as a coagent network (CPGT updates)",
-    "classic_oc": "option-critic, Bacon et al.'s updates",
-    "actor_critic": "flat actor-critic",
-}
 
 
 @dataclass
@@ -669,79 +450,16 @@ class OptionCriticConfig(FourRoomsProtocol):
     """episodes per point of the logged steps-to-goal curve"""
 
 
-def four_rooms_learner(
-    method: str, protocol: FourRoomsProtocol, runs: int, lr_policy: Any, lr_critic: Any
-) -> Any:
-    """One of the three learners with ``runs`` runs side by side. ``lr_policy`` is the step
-    size of every policy-like table it has (coagent option-critic: termination, policy over
-    options, intra-option policy; Bacon et al.'s: intra-option policy and termination; flat:
-    the policy), ``lr_critic`` that of its critic tables; each a number or one per run."""
-    p = protocol
-    if method == "coagent_oc":
-        return CoagentOptionCritic(
-            runs, p.n_options, lr_critic, lr_policy, lr_policy, lr_policy, p.gamma, p.temperature
-        )
-    if method == "classic_oc":
-        return ClassicOptionCritic(
-            runs, p.n_options, lr_critic, lr_policy, lr_policy, p.gamma, p.temperature
-        )
-    assert method == "actor_critic", method
-    return FlatActorCritic(runs, lr_critic, lr_policy, p.gamma, p.temperature)
-
-
-def _eval_points(cfg: OptionCriticConfig) -> list[int]:
-    """Training episodes after which every run is evaluated: every ``eval_every``, at the
-    switch and at the end."""
-    every = range(cfg.eval_every, cfg.episodes + 1, cfg.eval_every) if cfg.eval_every else ()
-    return sorted({*every, cfg.switch_episode, cfg.episodes} & set(range(1, cfg.episodes + 1)))
-
-
-def train_four_rooms(
-    ctx: RunContext,
-    label: str,
-    agent: Any,
-    runs: FourRoomsRuns,
-    evaluations: list[dict[str, Any]],
-    snapshot: Any,
-    evaluation: tuple[list[int], int, int] | None = None,
-    bar: Any = None,
-) -> float:
-    """Step ``runs`` until every run has finished its episodes, pausing at each evaluation
-    point (``evaluation = (points, episodes, seed)``: after that many training episodes) to
-    evaluate every run with learning off (:func:`.option_critic.evaluate`). Each evaluation is
-    appended to ``evaluations`` and logged as ``eval_steps_<label>``; ``snapshot()`` is the
-    checkpoint state at a step boundary. Returns the seconds spent evaluating."""
-    points, episodes, seed = evaluation or ([], 0, 0)
-    iteration, eval_seconds = 0, 0.0
-    while True:
-        last = evaluations[-1]["episode"] if evaluations else 0
-        upcoming = [e for e in points if e > last]
-        runs.pause_at = upcoming[0] if upcoming else runs.episodes
-        if upcoming and runs.paused():
-            clock = time.perf_counter()
-            result = evaluate(
-                agent, runs.goals_of_last_episode(), episodes, seed, runs.max_episode_steps
-            )
-            if hasattr(agent, "termination"):  # beta(s, o), mean over options and runs
-                result["beta"] = termination_probabilities(agent).mean(axis=(0, 2))
-            evaluations.append({"episode": upcoming[0], **result})
-            ctx.log(upcoming[0], **{f"eval_steps_{label}": float(result["steps"].mean())})
-            eval_seconds += time.perf_counter() - clock
-            continue
-        if runs.done():
-            return eval_seconds
-        runs.step(agent)
-        iteration += 1
-        if iteration % 16 == 0:
-            if bar is not None:
-                bar.update(int(runs.episode.min()) - bar.n)
-            ctx.boundary(snapshot)
-
-
-def _smoothed(values: np.ndarray, k: int) -> tuple[list[float], list[float]]:
-    """Means of consecutive blocks of ``k`` episodes, at the blocks' centres."""
-    starts = range(0, len(values) - k + 1, k)
-    return [s + k / 2 for s in starts], [float(values[s : s + k].mean()) for s in starts]
+def _runs(cfg: FourRoomsProtocol, n: int, seed: int) -> FourRoomsRuns:
+    """``n`` Four Rooms runs side by side under the protocol of ``cfg``."""
+    return FourRoomsRuns(
+        n,
+        cfg.episodes,
+        cfg.switch_episode,
+        seed,
+        cfg.max_episode_steps,
+        cfg.max_mean_steps * cfg.episodes,
+    )
 
 
 @experiment(
@@ -776,188 +494,30 @@ def option_critic(cfg: OptionCriticConfig, ctx: RunContext) -> dict[str, float]:
     for every learner). Headline: the final evaluation's steps to goal; the training curves
     are Bacon et al.'s figure.
     """
-    points = _eval_points(cfg)
-    state = ctx.resume() or {"method": 0, "results": {}, "current": None}
-    for index, method in enumerate(OC_METHODS):
-        if index < state["method"]:
+    points = eval_points(cfg.eval_every, cfg.switch_episode, cfg.episodes)
+    results: dict[str, dict[str, Any]] = finished_stages(ctx, {})
+    for method in OC_METHODS:
+        if method in results:
             continue
+        stage = StageContext(ctx, method, results)
         lr_policy = getattr(cfg, f"lr_policy_{method}")
         lr_critic = getattr(cfg, f"lr_critic_{method}")
         agent = four_rooms_learner(method, cfg, cfg.runs, lr_policy, lr_critic)
-        runs = FourRoomsRuns(
-            cfg.runs,
-            cfg.episodes,
-            cfg.switch_episode,
-            ctx.seed * 101 + index,
-            cfg.max_episode_steps,
-            cfg.max_mean_steps * cfg.episodes,
-        )
-        current = state["current"] or {"agent": None, "runs": None, "evaluations": [], "seconds": 0}
-        if current["agent"] is not None:
-            agent.load_state_dict(current["agent"])
-            runs.load_state_dict(current["runs"])
-        evaluations, started = current["evaluations"], time.perf_counter()
-
-        def snapshot(
-            i=index, a=agent, r=runs, ev=evaluations, c=current, t0=started, done=state["results"]
-        ) -> dict:
-            seconds = c["seconds"] + time.perf_counter() - t0
-            return {
-                "results": done,
-                "method": i,
-                "current": {
-                    "agent": a.state_dict(),
-                    "runs": r.state_dict(),
-                    "evaluations": ev,
-                    "seconds": seconds,
-                },
-            }
-
-        bar = ctx.progress(
-            cfg.episodes, f"{ctx.experiment.name} [{method}]", int(runs.episode.min())
-        )
-        eval_seconds = train_four_rooms(
-            ctx,
-            method,
-            agent,
-            runs,
-            evaluations,
-            snapshot,
-            (points, cfg.eval_episodes, EVAL_SEED + ctx.seed),  # one generator: no overlap
-            bar,
-        )
-        bar.close()
-        result = {
+        runs = _runs(cfg, cfg.runs, derive_seed(ctx.seed, "runs", method))
+        evaluation = (
+            points,
+            cfg.eval_episodes,
+            derive_seed(ctx.seed, "evaluation"),
+        )  # the same for every learner
+        trained = train_four_rooms(stage, method, agent, runs, evaluation)
+        results[method] = {
             "steps": runs.steps,
             "options": runs.options,
-            "evaluations": evaluations,
-            "seconds": current["seconds"] + time.perf_counter() - started - eval_seconds,
+            **trained,
             "env_steps": runs.total_steps,
             "out_of_budget": int(runs.out_of_budget.sum()),
         }
-        state = {
-            "method": index + 1,
-            "results": {**state["results"], method: result},
-            "current": None,
-        }
-        ctx.checkpoint(state)
-    return _option_critic_report(cfg, ctx, state["results"])
-
-
-def _option_critic_report(
-    cfg: OptionCriticConfig, ctx: RunContext, results: dict[str, Any]
-) -> dict[str, float]:
-    """The metrics stream, the figures and the metrics of coagent.option_critic."""
-    k, switch = cfg.smooth, cfg.switch_episode
-    mean_steps = {m: results[m]["steps"].mean(0) for m in OC_METHODS}  # averaged over runs
-    durations = {  # mean option duration of each episode (steps per option), over runs
-        m: (results[m]["steps"] / np.maximum(results[m]["options"], 1)).mean(0)
-        for m in OPTION_METHODS
-    }
-    for start in range(0, cfg.episodes - k + 1, k):
-        window = slice(start, start + k)
-        ctx.log(
-            start + k,
-            **{f"steps_{m}": float(mean_steps[m][window].mean()) for m in OC_METHODS},
-            **{f"option_duration_{m}": float(durations[m][window].mean()) for m in OPTION_METHODS},
-        )
-    runs_label = f"mean of {cfg.runs} runs"
-    line_plot(
-        ctx.plots / "steps_to_goal.png",
-        {OC_LABELS[m]: _smoothed(mean_steps[m], k) for m in OC_METHODS},
-        xlabel=f"episode (goal moves at {switch})",
-        ylabel=f"steps to goal ({runs_label})",
-        title="Four Rooms",
-        logy=True,
-    )
-    before_and_after(
-        ctx.plots / "steps_before_and_after_switch.png",
-        {OC_LABELS[m]: _smoothed(mean_steps[m][:switch], k) for m in OC_METHODS},
-        {OC_LABELS[m]: _smoothed(mean_steps[m][switch:], k) for m in OC_METHODS},
-        ylabel=f"steps to goal ({runs_label})",
-        title="Four Rooms: steps to goal before and after the goal moves",
-        logy=True,
-    )
-    line_plot(
-        ctx.plots / "option_durations.png",
-        {OC_LABELS[m]: _smoothed(durations[m], k) for m in OPTION_METHODS},
-        xlabel=f"episode (goal moves at {switch})",
-        ylabel=f"mean option duration, steps ({runs_label})",
-        title="Four Rooms: how long options last",
-    )
-    evaluations = {m: {e["episode"]: e for e in results[m]["evaluations"]} for m in OC_METHODS}
-    line_plot(
-        ctx.plots / "eval_steps.png",
-        {
-            OC_LABELS[m]: (
-                list(evaluations[m]),
-                [float(e["steps"].mean()) for e in evaluations[m].values()],
-            )
-            for m in OC_METHODS
-        },
-        xlabel=f"training episodes (goal moves at {switch})",
-        ylabel=f"evaluation steps to goal (learning off, {cfg.eval_episodes} episodes per run)",
-        title="Four Rooms: evaluation episodes",
-        logy=True,
-    )
-    panels = {}
-    for m in OPTION_METHODS:
-        at_switch = evaluations[m][switch]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            frequency = at_switch["terminations"] / np.where(
-                at_switch["visits"] > 0, at_switch["visits"], np.nan
-            )
-        short = "coagent OC" if m == "coagent_oc" else "Bacon et al.'s OC"
-        panels[f"{short}: beta(s, o), mean over o"] = at_switch["beta"]
-        panels[f"{short}: options ending per visit"] = frequency
-    on_the_map(
-        ctx.plots / "terminations.png",
-        panels,
-        label="probability",
-        title=f"Where options terminate, after {switch} episodes (goal G; evaluation episodes, "
-        "learning off)",
-        goal=EAST_DOORWAY,
-    )
-    window = min(100, switch, cfg.episodes - switch)
-    final = cfg.episodes
-    metrics: dict[str, float] = {}
-    for m in OC_METHODS:  # the headline first: the final evaluation
-        metrics[f"eval_steps_final_{m}"] = float(evaluations[m][final]["steps"].mean())
-    for m in OC_METHODS:
-        metrics[f"eval_steps_before_switch_{m}"] = float(evaluations[m][switch]["steps"].mean())
-        metrics[f"steps_before_switch_{m}"] = float(mean_steps[m][switch - window : switch].mean())
-        metrics[f"steps_after_switch_{m}"] = float(mean_steps[m][switch : switch + window].mean())
-        metrics[f"steps_final_{m}"] = float(mean_steps[m][-window:].mean())
-        metrics[f"mean_steps_{m}"] = float(mean_steps[m].mean())
-    for m in OC_METHODS:
-        metrics[f"runs_out_of_budget_{m}"] = float(results[m]["out_of_budget"])
-    for m in OPTION_METHODS:
-        metrics[f"option_duration_before_switch_{m}"] = float(
-            durations[m][switch - window : switch].mean()
-        )
-        metrics[f"option_duration_final_{m}"] = float(durations[m][-window:].mean())
-    metrics["env_steps_per_second"] = results["coagent_oc"]["env_steps"] / max(
-        results["coagent_oc"]["seconds"], 1e-9
-    )
-    ctx.note(
-        f"Four Rooms, {cfg.runs} runs x {cfg.episodes} episodes, goal moved at {switch}. Steps to "
-        f"goal in the final evaluation ({cfg.eval_episodes} episodes per run, learning off) / in "
-        f"training, the {window} episodes before the switch / the {window} after / the last "
-        f"{window}: "
-        + "; ".join(
-            f"{m} {metrics[f'eval_steps_final_{m}']:.1f} / "
-            f"{metrics[f'steps_before_switch_{m}']:.1f} / "
-            f"{metrics[f'steps_after_switch_{m}']:.1f} / {metrics[f'steps_final_{m}']:.1f}"
-            for m in OC_METHODS
-        )
-        + ". Step sizes (policy, critic): "
-        + ", ".join(
-            f"{m} ({getattr(cfg, f'lr_policy_{m}'):g}, {getattr(cfg, f'lr_critic_{m}'):g})"
-            for m in OC_METHODS
-        )
-        + "."
-    )
-    return metrics
+    return option_critic_summary(cfg, ctx, results)
 
 
 @dataclass
@@ -972,11 +532,6 @@ class OptionCriticGridConfig(FourRoomsProtocol):
     for all three learners, at its lower edge: hence this one"""
     critic_lrs: tuple[float, ...] = (0.25, 0.5, 1.0)
     """critic step sizes (on the coarse grid 0.5 beat 0.1 for all three learners)"""
-
-
-def grid_metric(method: str, lr_policy: float, lr_critic: float) -> str:
-    """The name of a grid point's metric: mean steps to goal over all episodes and runs."""
-    return f"mean_steps_{method}_lr{lr_policy:g}_critic{lr_critic:g}"
 
 
 @experiment(
@@ -1010,75 +565,18 @@ def option_critic_grid(cfg: OptionCriticGridConfig, ctx: RunContext) -> dict[str
     point = np.repeat(np.arange(len(grid)), cfg.runs)  # the grid point of every run
     lr_policy = np.array([p for p, _ in grid])[point]
     lr_critic = np.array([c for _, c in grid])[point]
-    state = ctx.resume() or {"method": 0, "results": {}, "current": None}
-    for index, method in enumerate(OC_METHODS):
-        if index < state["method"]:
+    results: dict[str, np.ndarray] = finished_stages(ctx, {})
+    for method in OC_METHODS:
+        if method in results:
             continue
+        stage = StageContext(ctx, method, results)
         agent = four_rooms_learner(method, cfg, len(grid) * cfg.runs, lr_policy, lr_critic)
-        runs = FourRoomsRuns(
-            len(grid) * cfg.runs,
-            cfg.episodes,
-            cfg.switch_episode,
-            ctx.seed * 101 + index,
-            cfg.max_episode_steps,
-            cfg.max_mean_steps * cfg.episodes,
-        )
-        if state["current"] is not None:
-            agent.load_state_dict(state["current"]["agent"])
-            runs.load_state_dict(state["current"]["runs"])
-
-        def snapshot(i=index, a=agent, r=runs, done=state["results"]) -> dict:
-            return {
-                "results": done,
-                "method": i,
-                "current": {"agent": a.state_dict(), "runs": r.state_dict()},
-            }
-
-        bar = ctx.progress(
-            cfg.episodes, f"{ctx.experiment.name} [{method}]", int(runs.episode.min())
-        )
-        train_four_rooms(ctx, method, agent, runs, [], snapshot, None, bar)
-        bar.close()
-        per_point = np.array(
+        runs = _runs(cfg, len(grid) * cfg.runs, derive_seed(ctx.seed, "runs", method))
+        train_four_rooms(stage, method, agent, runs)
+        results[method] = np.array(
             [
                 (runs.steps[point == g].mean(), runs.out_of_budget[point == g].sum())
                 for g in range(len(grid))
             ]
         ).T  # (mean steps, runs out of budget) per point
-        state = {
-            "method": index + 1,
-            "results": {**state["results"], method: per_point},
-            "current": None,
-        }
-        ctx.checkpoint(state)
-    metrics = {
-        grid_metric(m, p, c): float(state["results"][m][0, g])
-        for m in OC_METHODS
-        for g, (p, c) in enumerate(grid)
-    }
-    for m in OC_METHODS:
-        metrics[f"runs_out_of_budget_{m}"] = float(state["results"][m][1].sum())
-    for g, (p, c) in enumerate(grid):
-        ctx.log(g, **{f"mean_steps_{m}": metrics[grid_metric(m, p, c)] for m in OC_METHODS})
-    line_plot(
-        ctx.plots / "grid.png",
-        {
-            f"{OC_LABELS[m]}, critic {c:g}": (
-                list(cfg.policy_lrs),
-                [metrics[grid_metric(m, p, c)] for p in cfg.policy_lrs],
-            )
-            for m in OC_METHODS
-            for c in cfg.critic_lrs
-        },
-        xlabel="policy step size",
-        ylabel=f"steps to goal, mean over {cfg.episodes} episodes x {cfg.runs} runs",
-        title="Four Rooms step-size grid (tuning seeds)",
-        logy=True,
-    )
-    for m in OC_METHODS:
-        best = min(grid, key=lambda pc, m=m: metrics[grid_metric(m, *pc)])
-        ctx.note(
-            f"{m}: lowest mean steps {metrics[grid_metric(m, *best)]:.1f} at policy step size "
-            f"{best[0]:g}, critic step size {best[1]:g} (this seed)."
-        )
-    return metrics
+    return grid_summary(cfg, ctx, grid, results)
