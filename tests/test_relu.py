@@ -13,7 +13,7 @@ from torch import nn
 
 from creditlab import registry, runner
 from creditlab.diagnostics.relu import DeadReluWarning, ReluMonitor, too_dead
-from creditlab.methods.relu import experiments as relu
+from creditlab.methods.relu import learners, nets, theory, verdicts
 
 # --- the monitor ---------------------------------------------------------------------------
 
@@ -209,8 +209,8 @@ def test_a_relu_module_run_twice_in_one_forward_is_flagged():
 
 def test_plain_and_residual_nets_differ_only_by_their_skips():
     spec = {"widths": (4, 8), "convs_per_stage": 3}
-    plain = relu.StageCNN(residual=False, **spec)
-    residual = relu.StageCNN(residual=True, **spec)
+    plain = nets.StageCNN(residual=False, **spec)
+    residual = nets.StageCNN(residual=True, **spec)
     residual.load_state_dict(plain.state_dict())
     x = torch.rand(6, 1, 28, 28)
     with ReluMonitor(residual, warn=False) as mon:
@@ -219,15 +219,15 @@ def test_plain_and_residual_nets_differ_only_by_their_skips():
     assert residual.skip_layers() == [False, False, True] * 2
     assert plain.skip_layers() == [False] * 6
     assert not torch.allclose(out, plain(x))
-    for block in (m for m in residual.modules() if isinstance(m, relu.Block)):
+    for block in (m for m in residual.modules() if isinstance(m, nets.Block)):
         block.residual = False
     torch.testing.assert_close(residual(x), plain(x))
 
 
 def test_depth_trend_is_the_spearman_correlation():
-    assert relu.depth_trend([0.6, 0.5, 0.4, 0.3])[0] == pytest.approx(-1.0)
-    assert relu.depth_trend([0.3, 0.5, 0.4, 0.6])[0] == pytest.approx(0.8)
-    assert relu.depth_trend([0.5, 0.5, 0.5]) == (0.0, 1.0)
+    assert verdicts.depth_trend([0.6, 0.5, 0.4, 0.3])[0] == pytest.approx(-1.0)
+    assert verdicts.depth_trend([0.3, 0.5, 0.4, 0.6])[0] == pytest.approx(0.8)
+    assert verdicts.depth_trend([0.5, 0.5, 0.5]) == (0.0, 1.0)
 
 
 SPEC = {"widths": (4, 8), "convs_per_stage": 3, "input_size": 12}
@@ -241,16 +241,16 @@ def assert_same_weights(plain, residual):
 
 
 def test_twin_nets_start_from_the_same_weights_and_differ_by_seed():
-    plain, residual = relu.twin_nets(SPEC, seed=5)
-    assert not any(b.residual for b in plain.modules() if isinstance(b, relu.Block))
-    assert all(b.residual for b in residual.modules() if isinstance(b, relu.Block))
+    plain, residual = nets.twin_nets(SPEC, seed=5)
+    assert not any(b.residual for b in plain.modules() if isinstance(b, nets.Block))
+    assert all(b.residual for b in residual.modules() if isinstance(b, nets.Block))
     assert_same_weights(plain, residual)
-    again, _ = relu.twin_nets(SPEC, seed=5)
+    again, _ = nets.twin_nets(SPEC, seed=5)
     assert_same_weights(plain, again)  # a seed fixes the weights
-    other, _ = relu.twin_nets(SPEC, seed=6)
+    other, _ = nets.twin_nets(SPEC, seed=6)
     assert not torch.equal(other.stages[0][0].weight, plain.stages[0][0].weight)
     before = torch.get_rng_state()
-    relu.twin_nets(SPEC, seed=7)
+    nets.twin_nets(SPEC, seed=7)
     assert torch.equal(torch.get_rng_state(), before)  # the global generator is untouched
 
 
@@ -260,12 +260,12 @@ def test_the_nets_a_run_trains_start_from_the_same_weights(tmp_path, monkeypatch
     identical weights when training starts, and the seeds' weights differ."""
     captured = []
 
-    class Spy(relu.TwinLearner):
+    class Spy(learners.TwinLearner):
         def __init__(self, ctx, plain, residual, *args, **kwargs):
             captured.append((ctx.seed, copy.deepcopy(plain.model), copy.deepcopy(residual.model)))
             super().__init__(ctx, plain, residual, *args, **kwargs)
 
-    monkeypatch.setattr(relu, "TwinLearner", Spy)
+    monkeypatch.setattr(learners, "TwinLearner", Spy)
     tiny = {"n_train": "100", "n_test": "50", "epochs": "1", "seeds": "2"}
     runner.run(registry.get("relu.layers"), scale="smoke", seed=4, out=tmp_path, overrides=tiny)
     assert [seed for seed, _, _ in captured] == [4, 5]
@@ -277,16 +277,16 @@ def test_the_nets_a_run_trains_start_from_the_same_weights(tmp_path, monkeypatch
 
 def test_plateau_criterion():
     # the best of the last k epochs against the best before them, in units of the first loss
-    assert not relu.plateaued([1.0, 0.9], window=2, tolerance=0.01)  # not enough epochs yet
-    assert not relu.plateaued([1.0, 0.9, 0.8], window=2, tolerance=0.01)  # 1.0 - 0.8 >= 0.01
-    assert relu.plateaued([1.0, 0.5, 0.499, 0.4951], window=2, tolerance=0.01)  # 0.0049 < 0.01
-    assert not relu.plateaued([1.0, 0.5, 0.499, 0.489], window=2, tolerance=0.01)  # 0.011
+    assert not learners.plateaued([1.0, 0.9], window=2, tolerance=0.01)  # not enough epochs yet
+    assert not learners.plateaued([1.0, 0.9, 0.8], window=2, tolerance=0.01)  # 1.0 - 0.8 >= 0.01
+    assert learners.plateaued([1.0, 0.5, 0.499, 0.4951], window=2, tolerance=0.01)  # 0.0049 < 0.01
+    assert not learners.plateaued([1.0, 0.5, 0.499, 0.489], window=2, tolerance=0.01)  # 0.011
     # a memorised training set: the loss halves every epoch, yet by 0.0075 < 0.02 of the first
-    assert relu.plateaued([2.0, 0.01, 0.005, 0.0025], window=2, tolerance=0.01)
-    assert not relu.plateaued([2.0, 0.1, 0.05, 0.025], window=2, tolerance=0.01)  # 0.075
-    assert relu.plateaued([0.5, 0.4, 0.6, 0.7], window=2, tolerance=0.0)  # worse: a plateau
-    assert not relu.plateaued([0.5, 0.4, 0.6, 0.39], window=2, tolerance=0.0)
-    assert not relu.plateaued([0.0, 0.0, 0.0], window=1, tolerance=0.5)  # 0 < 0 is false
+    assert learners.plateaued([2.0, 0.01, 0.005, 0.0025], window=2, tolerance=0.01)
+    assert not learners.plateaued([2.0, 0.1, 0.05, 0.025], window=2, tolerance=0.01)  # 0.075
+    assert learners.plateaued([0.5, 0.4, 0.6, 0.7], window=2, tolerance=0.0)  # worse: a plateau
+    assert not learners.plateaued([0.5, 0.4, 0.6, 0.39], window=2, tolerance=0.0)
+    assert not learners.plateaued([0.0, 0.0, 0.0], window=1, tolerance=0.5)  # 0 < 0 is false
 
 
 @pytest.mark.genuine_data("fashion_mnist")
@@ -333,7 +333,7 @@ INIT = layers([0.5, 0.5, 0.5, 0.5])
 
 def test_verdicts_when_both_claims_hold():
     plain = layers([0.45, 0.40, 0.35, 0.30], [0.47, 0.41, 0.33, 0.28], [0.46, 0.39, 0.36, 0.29])
-    notes = relu.claim_notes(plain, plain, NO_SKIPS, INIT)
+    notes = verdicts.claim_notes(plain, plain, NO_SKIPS, INIT)
     assert (
         "Claim 1a (Pr[y>0] < 0.5 in layers without skips, after training) holds here: 4 of 4"
         in (claim_1a(notes))
@@ -348,14 +348,14 @@ def test_verdicts_when_both_claims_hold():
 def test_verdicts_are_taken_over_the_seed_means_not_one_seed():
     # Seed 1 has every layer below 0.5, seed 2 every layer above; only layer 1's mean is below.
     plain = layers([0.40, 0.45, 0.45, 0.45], [0.55, 0.60, 0.60, 0.60])
-    v = relu.ClaimVerdicts.measure(plain)
+    v = verdicts.ClaimVerdicts.measure(plain)
     assert (v.below, v.below_every_seed, v.layers) == (1, 0, 4)
-    notes = relu.claim_notes(plain, plain, NO_SKIPS, INIT)
+    notes = verdicts.claim_notes(plain, plain, NO_SKIPS, INIT)
     assert ") does not hold here: 1 of 4 plain-net layers" in claim_1a(notes)
     assert "(0 in every seed)" in claim_1a(notes)
     # Seed 1 rises with depth, seed 2 falls steeply: the means (0.5, 0.455, 0.41, 0.365) fall.
     plain = layers([0.40, 0.41, 0.42, 0.43], [0.60, 0.50, 0.40, 0.30])
-    notes = relu.claim_notes(plain, plain, NO_SKIPS, INIT)
+    notes = verdicts.claim_notes(plain, plain, NO_SKIPS, INIT)
     assert ") holds in most layers, not all here: 3 of 4" in claim_1a(notes)
     assert "(2 in every seed)" in claim_1a(notes)  # layer 2 of seed 2 is 0.50, not below
     assert "decreases with depth) holds in the plain net" in claim_1b(notes)
@@ -372,7 +372,7 @@ def test_verdicts_are_taken_over_the_seed_means_not_one_seed():
     ],
 )
 def test_claim_1a_verdict_words(means, below_half):
-    notes = relu.claim_notes(layers(means), layers(means), NO_SKIPS, INIT)
+    notes = verdicts.claim_notes(layers(means), layers(means), NO_SKIPS, INIT)
     below = sum(m < 0.5 for m in means)
     assert f") {below_half} here: {below} of 4 plain-net layers" in claim_1a(notes)
 
@@ -388,7 +388,7 @@ def test_claim_1a_verdict_words(means, below_half):
 )
 def test_claim_1b_verdict_words(means, falls):
     rho, pvalue = stats.spearmanr(range(5), means) if np.ptp(means) else (0.0, 1.0)
-    notes = relu.claim_notes(layers(means), layers(means), [False] * 5, layers([0.5] * 5))
+    notes = verdicts.claim_notes(layers(means), layers(means), [False] * 5, layers([0.5] * 5))
     assert f"decreases with depth) {falls}" in claim_1b(notes)
     assert f"= {rho:+.2f} (p = {pvalue:.3f}, 5 layers)" in claim_1b(notes)
 
@@ -409,9 +409,9 @@ def test_activation_matrix_matches_monte_carlo():
     b = torch.tensor(-0.5, dtype=torch.float64)  # p = Phi(-0.5 / 0.7) ~ 0.24
     x, x_tilde, active = monte_carlo(w, b)
     h_mc = (x_tilde * active[:, None]).T @ x_tilde / len(x)
-    h = relu.activation_matrix(w, b)
+    h = theory.activation_matrix(w, b)
     torch.testing.assert_close(h, h_mc, atol=6e-3, rtol=0)
-    terms = relu.truncated_gaussian_terms(w, b)
+    terms = theory.truncated_gaussian_terms(w, b)
     assert terms["p"].item() == pytest.approx(active.mean().item(), abs=3e-3)
     # Eq. (3a): E[1[y > 0] x] = phi(a) w_hat
     torch.testing.assert_close(
@@ -429,7 +429,7 @@ def test_expected_update_matches_monte_carlo():
     y = x @ w + b
     e = x @ w_star + b_star - torch.relu(y)  # linear teacher
     update_mc = mu * (e * active)[:, None] * x_tilde  # Eq. (1), per sample
-    dw, db = relu.expected_update(w, b, w_star, b_star, mu)
+    dw, db = theory.expected_update(w, b, w_star, b_star, mu)
     mean, se = update_mc.mean(0), update_mc.std(0) / math.sqrt(len(x))
     assert ((torch.cat([dw, db[None]]) - mean).abs() < 5 * se).all()
 
@@ -437,9 +437,9 @@ def test_expected_update_matches_monte_carlo():
 def test_spectrum_has_p_off_plane_and_the_closed_form_in_plane():
     w = torch.tensor([0.3, 0.4, 0.0, 1.2], dtype=torch.float64)
     b = torch.tensor(-2.0, dtype=torch.float64)
-    p = relu.truncated_gaussian_terms(w, b)["p"]
-    eigenvalues = torch.linalg.eigvalsh(relu.activation_matrix(w, b))
-    lam_plus, lam_minus = relu.activation_spectrum(p.reshape(1))
+    p = theory.truncated_gaussian_terms(w, b)["p"]
+    eigenvalues = torch.linalg.eigvalsh(theory.activation_matrix(w, b))
+    lam_plus, lam_minus = theory.activation_spectrum(p.reshape(1))
     expected = torch.sort(torch.cat([p.repeat(3), lam_plus, lam_minus])).values
     torch.testing.assert_close(eigenvalues, expected)
     assert lam_minus.item() < p.item() < lam_plus.item()
@@ -452,15 +452,15 @@ def test_linearised_time_is_the_off_plane_decay_of_the_mean():
     for p in (0.4, 0.05):
         w = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
         b = torch.special.ndtri(torch.tensor(p, dtype=torch.float64))
-        h = relu.activation_matrix(w, b)
+        h = theory.activation_matrix(w, b)
         delta = torch.tensor([0.0, 1.0, 0.0, 0.0], dtype=torch.float64)
         steps = 0
         while delta.norm() > tolerance:
             delta = delta - mu * h @ delta
             steps += 1
-        predicted = relu.linearised_convergence_time(torch.tensor(p), mu, tolerance).item()
+        predicted = theory.linearised_convergence_time(torch.tensor(p), mu, tolerance).item()
         assert math.ceil(predicted) == steps
-    ratio = relu.linearised_convergence_time(torch.tensor([0.05, 0.4]), mu, tolerance)
+    ratio = theory.linearised_convergence_time(torch.tensor([0.05, 0.4]), mu, tolerance)
     assert ratio[0] / ratio[1] == pytest.approx(8.0, rel=0.05)
 
 
@@ -591,3 +591,14 @@ def test_single_unit_smoke_matches_the_theory(smoke):
     assert metrics["max_relative_gap_convergence_time_near_optimum"] < 0.1
     assert metrics["convergence_time_exponent"] == pytest.approx(-1.0, abs=0.1)  # the 1/p law
     assert (out / "plots" / "convergence_time.png").is_file()
+
+
+@pytest.mark.parametrize("stop_after", [1, 4])
+def test_single_unit_resumed_mid_simulation_equals_an_unbroken_run(
+    smoke, check_resumes_exactly, stop_after
+):
+    """The simulation's chunks are step boundaries: stopped in the middle (the runs' errors,
+    their crossing counts and the input generator in the checkpoint), it resumes exactly."""
+    reference, out = smoke("relu.single_unit")
+    exp = registry.get("relu.single_unit")
+    check_resumes_exactly(exp, stop_after, reference, out, scale="smoke", seed=0)
