@@ -172,7 +172,7 @@ class RunContext(_Streams):
         self._resume_state: Any = None
         self._stop_requested = False
         self._boundaries_seen = 0
-        self._last_checkpoint = time.monotonic()
+        self._last_checkpoint = self._started = time.monotonic()
         self._metrics = open(out / rundir.METRICS_FILE, "a", encoding="utf-8")
         self.threads_seen: set[int] = set()  # torch CPU threads while the run logged
 
