@@ -145,15 +145,16 @@ def sweeps_mnist(batch: int, steps: int, device: str, threads: int) -> dict:
     import torch
 
     from creditlab import data
-    from creditlab.methods.dendritic.experiments import MnistConfig, _mnist_net, mixing_factors
+    from creditlab.methods.dendritic.experiments import MnistConfig
     from creditlab.methods.dendritic.learners import SweepsClassifier
+    from creditlab.methods.dendritic.mnist import mnist_net
 
     _setup(device, threads)
     ds = data.load("mnist")
     x, y = ds.x_train.to(device), ds.y_train.to(device)
     cfg = MnistConfig()
-    net = _mnist_net(cfg, 784, 10, torch.device(device))
-    learner = SweepsClassifier(net, mixing_factors(cfg), [cfg.lr] * 3, momentum=cfg.momentum)
+    net = mnist_net(cfg, 784, 10, torch.device(device))
+    learner = SweepsClassifier(net, cfg.mixing_factors(), [cfg.lr] * 3, momentum=cfg.momentum)
     return _time_steps(learner.train_step, x, y, batch, steps, device)
 
 

@@ -1,7 +1,6 @@
 """The dendritic microcircuit against the paper's claims and an independent per-circuit loop."""
 
 import copy
-import doctest
 import math
 
 import pytest
@@ -14,7 +13,7 @@ from creditlab.methods.dendritic import (
     ContinuousClassifier,
     experiments,
     learners,
-    microcircuit,
+    mnist,
     sweeps,
 )
 from creditlab.methods.dendritic.microcircuit import (
@@ -32,15 +31,6 @@ def circuit(sizes, seed=0, **kwargs):
     torch.manual_seed(seed)
     kwargs = {"noise": 0.0, "dtype": F64, **kwargs}
     return Microcircuit(sizes, generator=torch.Generator().manual_seed(seed), **kwargs)
-
-
-@pytest.mark.parametrize("module", [microcircuit, sweeps, learners, experiments])
-def test_docstring_examples_run(module):
-    """The examples in the docstrings (float comparisons carry tolerances that hold on every
-    instruction set torch dispatches to: AVX2, AVX-512, ARM)."""
-    failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert failures == 0
-    assert tried > 0 or module is not microcircuit
 
 
 # --- the self-predicting state -------------------------------------------------------------
@@ -463,14 +453,14 @@ def test_mnist_default_topdown_weights_are_fixed_random_not_transported():
     stay fixed while learning; the transposed start is an ablation named for what it is."""
     cfg = small_mnist_config()
     assert cfg.topdown_init == "random"
-    net = experiments._mnist_net(cfg, 20, 10, torch.device("cpu"), torch.Generator().manual_seed(0))
+    net = mnist.mnist_net(cfg, 20, 10, torch.device("cpu"), torch.Generator().manual_seed(0))
     assert all(float(w.norm()) > 0 for w in net.W_PP_down)
     for l, w in enumerate(net.W_PP_down):
         cos = nn.functional.cosine_similarity(w.flatten(), net.W_PP_up[l + 1].T.flatten(), 0)
         assert abs(float(cos)) < 0.2, l
         torch.testing.assert_close(net.W_PI[l], -w)  # the self-predicting state
     start = [w.clone() for w in net.W_PP_down]
-    learner = learners.SweepsClassifier(net, experiments.mixing_factors(cfg), [cfg.lr] * 3)
+    learner = learners.SweepsClassifier(net, cfg.mixing_factors(), [cfg.lr] * 3)
     x, y = torch.rand(10, 20), torch.arange(10)
     for _ in range(3):
         learner.train_step(x, y)
@@ -478,7 +468,7 @@ def test_mnist_default_topdown_weights_are_fixed_random_not_transported():
         torch.testing.assert_close(w, w0, atol=0, rtol=0)
 
     ablation = small_mnist_config(topdown_init="transpose_weight_transport", output_init_gain=4.0)
-    net = experiments._mnist_net(ablation, 20, 10, torch.device("cpu"))
+    net = mnist.mnist_net(ablation, 20, 10, torch.device("cpu"))
     for l, w in enumerate(net.W_PP_down):
         torch.testing.assert_close(w, net.W_PP_up[l + 1].T)
 
@@ -490,11 +480,11 @@ def test_mnist_mixing_factors_come_from_the_conductances():
     assert cfg.mixing == "conductances"
     for g_A, g_som in ((cfg.g_A, cfg.g_som), (0.3, 2.0)):
         c = small_mnist_config(g_A=g_A, g_som=g_som)
-        lam = experiments.mixing_factors(c)
+        lam = c.mixing_factors()
         assert lam.interneuron == pytest.approx(g_som / (c.g_lk + c.g_D + g_som), rel=1e-12)
         assert lam.apical == pytest.approx(g_A / (c.g_lk + c.g_B + g_A), rel=1e-12)
         assert lam.output == c.lambda_output
-    hand = experiments.mixing_factors(small_mnist_config(mixing="hand_set"))
+    hand = small_mnist_config(mixing="hand_set").mixing_factors()
     assert (hand.interneuron, hand.apical) == (0.2, 0.5)
 
 
@@ -506,7 +496,7 @@ def test_mnist_run_uses_the_conductance_mixing_factors(tmp_path, monkeypatch):
             seen.append(lam)
             super().__init__(net, lam, *args, **kwargs)
 
-    monkeypatch.setattr(experiments, "SweepsClassifier", Recording)
+    monkeypatch.setattr(mnist, "SweepsClassifier", Recording)
     overrides = {"dataset": "digits", "epochs": "1", "g_A": "0.45", "g_som": "0.3"}
     exp = registry.get("dendritic.mnist")
     runner.run(exp, scale="smoke", seed=3, overrides=overrides, out=tmp_path / "run")
@@ -520,7 +510,7 @@ def settled_test_net(g):
         hidden=(30, 20), output_init_gain=4.0, g_A=g.g_A, g_som=g.g_som, noise=0.0
     )
     generator = torch.Generator().manual_seed(0)
-    return experiments._mnist_net(cfg, 25, 10, torch.device("cpu"), generator, F64)
+    return mnist.mnist_net(cfg, 25, 10, torch.device("cpu"), generator, F64)
 
 
 @pytest.mark.parametrize("g", [Conductances(), Conductances(g_A=1.1, g_som=0.1222)])
@@ -588,7 +578,7 @@ def rows_smoke(tmp_path_factory):
 
 def test_mnist_rows_run_every_row_against_its_paper_figure(rows_smoke):
     m, paper = rows_smoke["metrics"], rows_smoke["paper"]
-    for row in experiments.ROWS:
+    for row in mnist.ROWS:
         assert m[f"test_accuracy_{row}"] > 0.2, row  # chance is 0.1 (digits, 2 epochs)
         assert paper[f"test_accuracy_{row}"]["protocol"] == "mnist60k"
     assert paper["test_accuracy_shallow"]["value"] == pytest.approx(0.916)

@@ -31,24 +31,25 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from torch import nn
 
-from creditlab.diagnostics.alignment import alignment
 from creditlab.errors import UserError
-from creditlab.methods.dendritic.learners import ContinuousClassifier, SweepsClassifier
+from creditlab.methods.dendritic import figures, measures
 from creditlab.methods.dendritic.microcircuit import (
     Conductances,
     Microcircuit,
     Transfer,
-    backprop_reference,
     topdown_alignment,
 )
+from creditlab.methods.dendritic.mnist import ROWS, run_rows, weight_alignment
 from creditlab.methods.dendritic.sweeps import MixingFactors
-from creditlab.models import mlp
-from creditlab.plots import line_plot, read_metrics
+from creditlab.methods.dendritic.verdicts import (
+    goal_notes,
+    self_predicting_note,
+    teacher_note,
+)
 from creditlab.registry import experiment
-from creditlab.runner import RunContext, StageContext, finished_stages
-from creditlab.train import BackpropClassifier, DataConfig, fit, load_split, make_optimizer
+from creditlab.runner import RunContext
+from creditlab.train import DataConfig
 
 PAPER = (
     "Sacramento, Costa, Bengio & Senn, 'Dendritic cortical microcircuits approximate the "
@@ -100,33 +101,28 @@ class DynamicsConfig:
     def conductances(self) -> Conductances:
         return Conductances(self.g_lk, self.g_B, self.g_A, self.g_D, self.g_som)
 
-
-def _circuit(cfg: DynamicsConfig, sizes: list[int], phi: Transfer, **kwargs: Any) -> Microcircuit:
-    s = cfg.eta_scale
-    return Microcircuit(
-        sizes,
-        phi=phi,
-        conductances=cfg.conductances(),
-        dt=cfg.dt,
-        tau_w=cfg.tau_w,
-        tau_in=cfg.tau_in,
-        noise=cfg.noise,
-        eta_IP=cfg.eta_IP * s,
-        eta_PI=cfg.eta_PI * s,
-        prospective=cfg.prospective,
-        **kwargs,
-    )
-
-
-def _patterns(seed: int, index: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """Input patterns U(-1, 1) for presentation ``index``: a function of (seed, index) only,
-    so a resumed run sees the same stream."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
-    return torch.rand(shape, generator=generator) * 2 - 1
+    def microcircuit(self, sizes: list[int], phi: Transfer, **kwargs: Any) -> Microcircuit:
+        """A :class:`Microcircuit` with these dynamics (learning rates times ``eta_scale``;
+        ``eta_up`` and the rest in ``kwargs``)."""
+        s = self.eta_scale
+        return Microcircuit(
+            sizes,
+            phi=phi,
+            conductances=self.conductances(),
+            dt=self.dt,
+            tau_w=self.tau_w,
+            tau_in=self.tau_in,
+            noise=self.noise,
+            eta_IP=self.eta_IP * s,
+            eta_PI=self.eta_PI * s,
+            prospective=self.prospective,
+            **kwargs,
+        )
 
 
-def _rms(values: list[torch.Tensor]) -> float:
-    return math.sqrt(sum(float(v.pow(2).sum()) for v in values) / sum(v.numel() for v in values))
+def _notes(ctx: RunContext, notes: list[str]) -> None:
+    for text in notes:
+        ctx.note(text)
 
 
 def _quick_note(cfg: DynamicsConfig, ctx: RunContext, extra: tuple[str, ...] = ()) -> None:
@@ -161,6 +157,7 @@ class SelfPredictingConfig(DynamicsConfig):
     "dendritic.self_predicting",
     config=SelfPredictingConfig,
     paper_title=PAPER,
+    devices=("cpu", "cuda"),
     scales={
         "smoke": {
             "patterns": 60,
@@ -186,7 +183,7 @@ class SelfPredictingConfig(DynamicsConfig):
 def self_predicting(cfg: SelfPredictingConfig, ctx: RunContext) -> dict[str, float]:
     """Learning the self-predicting state: interneurons silence the apical dendrites."""
     _quick_note(cfg, ctx)
-    net = _circuit(cfg, list(cfg.sizes), Transfer("softplus"), eta_up=0.0, device=ctx.device)
+    net = cfg.microcircuit(list(cfg.sizes), Transfer("softplus"), eta_up=0.0, device=ctx.device)
     if len(cfg.forward_gain) != net.n_layers:
         raise UserError(f"forward_gain needs {net.n_layers} values, one per layer")
     with torch.no_grad():
@@ -194,41 +191,29 @@ def self_predicting(cfg: SelfPredictingConfig, ctx: RunContext) -> dict[str, flo
             w.mul_(gain / c)
     net.reset_state(cfg.n_circuits)
     shape = (cfg.n_circuits, cfg.sizes[0])
-    start, history = 0, []
-    state = ctx.resume()
-    if state is not None:
+    history: list[tuple[int, float]] = []  # (patterns, apical RMS) at each measurement
+
+    def restore(state: dict[str, Any]) -> None:
         net.load_state_dict(state["net"])
-        start, history = state["pattern"], state["history"]
-    bar = ctx.progress(cfg.patterns, initial=start)
+        history[:] = state["history"]
+
+    loop = ctx.loop(cfg.patterns, lambda: {"net": net.state_dict(), "history": history}, restore)
     sim_seconds = 0.0
-    for i in range(start, cfg.patterns):
+    for i in loop:
+        x = measures.input_patterns(ctx.generator("patterns", i), shape).to(ctx.device)
         tic = time.perf_counter()
-        net.run(_patterns(ctx.seed, i, shape), None, cfg.pattern_ms)
+        net.run(x, None, cfg.pattern_ms)
         sim_seconds += time.perf_counter() - tic
         if i % cfg.log_every == 0 or i == cfg.patterns - 1:
-            row = _self_prediction_metrics(net)
+            row = measures.self_prediction(net)
             ctx.log(i + 1, time_ms=(i + 1) * cfg.pattern_ms, **row)
             history.append((i + 1, row["apical_rms"]))
-        bar.update()
-        ctx.boundary(lambda i=i: {"net": net.state_dict(), "pattern": i + 1, "history": history})
-    bar.close()
-    final = _self_prediction_metrics(net)
+    final = measures.self_prediction(net)
     initial = history[0][1]
-    xs = [p * cfg.pattern_ms for p, _ in history]
-    line_plot(
-        ctx.plots / "apical_potential.png",
-        {"apical potential (RMS)": (xs, [a for _, a in history])},
-        xlabel="simulated time (ms)",
-        ylabel="RMS apical potential",
-        title="Self-predicting state learned from random W_IP, W_PI",
-        logy=True,
-    )
-    ctx.note(
-        f"Apical potentials (RMS over circuits and neurons, end of a pattern) fell from "
-        f"{initial:.4f} to {final['apical_rms']:.4f} as Eqs. 8-9 learned the "
-        "self-predicting state without a target."
-    )
-    n_sim = (cfg.patterns - start) * cfg.n_circuits
+    times = [p * cfg.pattern_ms for p, _ in history]
+    figures.apical_plot(ctx.plots / "apical_potential.png", times, [a for _, a in history])
+    ctx.note(self_predicting_note(initial, final["apical_rms"]))
+    n_sim = (cfg.patterns - loop.start) * cfg.n_circuits
     return {
         "final_apical_rms": final["apical_rms"],
         "initial_apical_rms": initial,
@@ -236,12 +221,6 @@ def self_predicting(cfg: SelfPredictingConfig, ctx: RunContext) -> dict[str, flo
         "samples_per_second": n_sim / sim_seconds if sim_seconds else 0.0,
         "simulated_ms_per_second": n_sim * cfg.pattern_ms / sim_seconds if sim_seconds else 0.0,
     }
-
-
-def _self_prediction_metrics(net: Microcircuit) -> dict[str, float]:
-    """RMS apical potential and RMS rate mismatch between interneurons and their partners."""
-    mismatch = [net.interneuron_rate[l] - net.rate[l + 1] for l in range(len(net.interneuron_rate))]
-    return {"apical_rms": _rms(net.apical_potential), "interneuron_error_rms": _rms(mismatch)}
 
 
 # --- dendritic.teacher ---------------------------------------------------------------------
@@ -280,6 +259,7 @@ class TeacherConfig(DynamicsConfig):
     "dendritic.teacher",
     config=TeacherConfig,
     paper_title=PAPER,
+    devices=("cpu", "cuda"),
     scales={
         "smoke": {
             "n_circuits": 32,
@@ -311,23 +291,23 @@ def teacher(cfg: TeacherConfig, ctx: RunContext) -> dict[str, float]:
     """Teacher-student regression in continuous time: microcircuit vs shallow learner."""
     _quick_note(cfg, ctx, extra=("topdown_scale",))
     phi = Transfer("softplus")
-    gen = torch.Generator().manual_seed(ctx.seed)
-    W10 = torch.rand(cfg.teacher_hidden, cfg.n_input, generator=gen) * 2 - 1
-    W21 = torch.rand(cfg.n_output, cfg.teacher_hidden, generator=gen) * 2 - 1
+    gen = ctx.generator()
+    W10 = (torch.rand(cfg.teacher_hidden, cfg.n_input, generator=gen) * 2 - 1).to(ctx.device)
+    W21 = (torch.rand(cfg.n_output, cfg.teacher_hidden, generator=gen) * 2 - 1).to(ctx.device)
 
     def teacher_voltage(r0: torch.Tensor) -> torch.Tensor:
         return cfg.k21 * phi(cfg.k10 * r0 @ W10.T) @ W21.T
 
-    x_test = torch.rand(cfg.n_test, cfg.n_input, generator=gen) * 2 - 1
-    r_test = phi(teacher_voltage(x_test)).to(ctx.device)
+    x_test = (torch.rand(cfg.n_test, cfg.n_input, generator=gen) * 2 - 1).to(ctx.device)
+    r_test = phi(teacher_voltage(x_test))
 
     def test_mse(net: Microcircuit) -> float:
         return float((phi(net.predict(x_test)[-1]) - r_test).pow(2).mean())
 
     eta = cfg.eta_PP * cfg.eta_scale
     sizes = [cfg.n_input, cfg.student_hidden, cfg.n_output]
-    micro = _circuit(
-        cfg, sizes, phi, eta_up=[eta * cfg.eta_hidden_factor, eta], generator=gen, device=ctx.device
+    micro = cfg.microcircuit(
+        sizes, phi, eta_up=[eta * cfg.eta_hidden_factor, eta], generator=gen, device=ctx.device
     )
     with torch.no_grad():  # the student starts in the teacher's voltage range
         c_h, c_o = micro.attenuation
@@ -342,17 +322,19 @@ def teacher(cfg: TeacherConfig, ctx: RunContext) -> dict[str, float]:
     initial_mse = test_mse(micro)
     shape = (cfg.n_circuits, cfg.n_input)
     n_total = cfg.warmup_patterns + cfg.train_patterns
+    rows: list[dict[str, float]] = []  # the evaluations after the warm-up
 
-    start, rows = 0, []
-    state = ctx.resume()
-    if state is not None:
+    def state() -> dict[str, Any]:
+        return {name: net.state_dict() for name, net in nets.items()} | {"rows": rows}
+
+    def restore(saved: dict[str, Any]) -> None:
         for name, net in nets.items():
-            net.load_state_dict(state[name])
-        start, rows = state["pattern"], state["rows"]
-    bar = ctx.progress(n_total, initial=start)
+            net.load_state_dict(saved[name])
+        rows[:] = saved["rows"]
+
     sim_seconds, simulated = 0.0, 0
-    for i in range(start, n_total):
-        x = _patterns(ctx.seed, i, shape)
+    for i in ctx.loop(n_total, state, restore):
+        x = measures.input_patterns(ctx.generator("patterns", i), shape).to(ctx.device)
         warmup = i < cfg.warmup_patterns
         u_target = None if warmup else teacher_voltage(x)
         tic = time.perf_counter()
@@ -372,46 +354,24 @@ def teacher(cfg: TeacherConfig, ctx: RunContext) -> dict[str, float]:
             row = {
                 "test_mse": test_mse(micro),
                 "test_mse_shallow": test_mse(shallow),
-                "apical_rms": _rms(micro.apical_potential),
-                **_continuous_alignment(micro, u_target),
+                "apical_rms": measures.rms(micro.apical_potential),
+                **measures.continuous_alignment(micro, u_target),
                 **topdown_alignment(micro),
             }
             ctx.log(step, **row)
             rows.append({"step": step, **row})
         elif warmup and (step % cfg.eval_every == 0 or step == cfg.warmup_patterns):
-            ctx.log(step, apical_rms=_rms(micro.apical_potential))
-        bar.update()
-        ctx.boundary(
-            lambda i=i: {
-                "microcircuit": micro.state_dict(),
-                "shallow": shallow.state_dict(),
-                "pattern": i + 1,
-                "rows": rows,
-            }
-        )
-    bar.close()
+            ctx.log(step, apical_rms=measures.rms(micro.apical_potential))
 
     steps = [r["step"] - cfg.warmup_patterns for r in rows]
-    line_plot(
-        ctx.plots / "test_error.png",
-        {
-            "microcircuit": (steps, [r["test_mse"] for r in rows]),
-            "shallow learner (output layer only)": (steps, [r["test_mse_shallow"] for r in rows]),
-        },
-        xlabel="training patterns per circuit",
-        ylabel="test MSE (rates)",
-        title="Teacher-student regression",
-        logy=True,
+    figures.error_plot(ctx.plots / "test_error.png", steps, rows)
+    figures.alignment_plot(
+        ctx.plots / "weight_alignment.png", steps, rows, "training patterns per circuit"
     )
-    _alignment_plot(ctx, steps, rows, "training patterns per circuit")
     tail = rows[-max(1, len(rows) // 5) :]
     final = rows[-1]
     mse, mse_shallow = final["test_mse"], final["test_mse_shallow"]
-    verdict = "holds" if mse < mse_shallow else "does NOT hold"
-    ctx.note(
-        f"Paper's claim (microcircuit beats the shallow learner) {verdict} here: test MSE "
-        f"{mse:.5f} vs {mse_shallow:.5f} (initial {initial_mse:.5f})."
-    )
+    ctx.note(teacher_note(mse, mse_shallow, initial_mse))
     return {
         "test_mse": mse,
         "test_mse_shallow": mse_shallow,
@@ -428,42 +388,9 @@ def teacher(cfg: TeacherConfig, ctx: RunContext) -> dict[str, float]:
     }
 
 
-def _continuous_alignment(net: Microcircuit, u_target: torch.Tensor | None) -> dict[str, float]:
-    """Cosine of the hidden layers' instantaneous Eq. 7 updates (summed over circuits) with
-    backprop's for the same output error, at the current state."""
-    errors = net.dendritic_errors(u_target)
-    pre = [net.input_rate, *net.rate[:-1]]
-    update = {f"W_PP_up.{l}": errors[l].T @ pre[l] for l in range(net.n_layers - 1)}
-    reference = backprop_reference(net, net.input_rate, errors[-1])
-    return alignment(update, reference).metrics(per_tensor=net.n_layers > 2)
-
-
-def _alignment_plot(ctx: RunContext, steps: list[int], rows: list[dict], xlabel: str) -> None:
-    """Top-down vs forward weight alignment, and update vs backprop alignment, over training."""
-    series = {
-        f"W_PP_down.{name.rsplit('/', 1)[1]} vs W_PP_up.{int(name.rsplit('/', 1)[1]) + 1}^T": (
-            steps,
-            [r[name] for r in rows],
-        )
-        for name in rows[0]
-        if name.startswith("weight_alignment_cosine/")
-    }
-    series["hidden update vs backprop"] = (steps, [r["alignment_cosine"] for r in rows])
-    line_plot(
-        ctx.plots / "weight_alignment.png",
-        series,
-        xlabel=xlabel,
-        ylabel="cosine",
-        title="Alignment: top-down vs forward weights; update vs backprop",
-    )
-
-
 # --- dendritic.mnist and dendritic.mnist_rows ----------------------------------------------
 
 SEC_34 = "Sacramento et al. 2018, Sec. 3.4"
-
-ROWS = ("microcircuit", "frozen_hidden", "shallow", "learned_topdown", "backprop")
-"""The rows of the paper's MNIST comparison (Sec. 3.4 and Fig. 3B), in its order."""
 
 
 @dataclass
@@ -562,14 +489,13 @@ class MnistConfig(DynamicsConfig, DataConfig):
     monitor_every: int = 200
     """minibatches between alignment measurements"""
 
-
-def mixing_factors(cfg: MnistConfig) -> MixingFactors:
-    """The sweeps' mixing factors of ``cfg``: lambda_I and lambda_A from the conductances
-    (or hand-set, ``mixing="hand_set"``), lambda_N = ``lambda_output``."""
-    if cfg.mixing == "conductances":
-        lam = MixingFactors.from_conductances(cfg.conductances())
-        return dataclasses.replace(lam, output=cfg.lambda_output)
-    return MixingFactors(cfg.lambda_output, cfg.lambda_interneuron, cfg.lambda_apical)
+    def mixing_factors(self) -> MixingFactors:
+        """The sweeps' mixing factors: lambda_I and lambda_A from the conductances (or
+        hand-set, ``mixing="hand_set"``), lambda_N = ``lambda_output``."""
+        if self.mixing == "conductances":
+            lam = MixingFactors.from_conductances(self.conductances())
+            return dataclasses.replace(lam, output=self.lambda_output)
+        return MixingFactors(self.lambda_output, self.lambda_interneuron, self.lambda_apical)
 
 
 @dataclass
@@ -593,262 +519,11 @@ class MnistRowsConfig(MnistConfig):
     (5 epochs, lr_down 1e-3, seed 100: 0.859 with 0.05, 0.845 with 0.01)"""
 
 
-def _mnist_net(
-    cfg: MnistConfig,
-    ds_input: int,
-    n_classes: int,
-    device: torch.device,
-    generator: torch.Generator | None = None,
-    dtype: torch.dtype = torch.float32,
-    self_predicting: bool = True,
-) -> Microcircuit:
-    """784-500-500-10 with logistic units and biases: forward weights Glorot-uniform times
-    ``init_gain`` (the output layer ``output_init_gain``) divided by the basal attenuation,
-    fixed top-down weights (random, ``topdown_gain``, or transposed), in the self-predicting
-    state (unless ``self_predicting=False``: W_IP and W_PI random, Glorot-scaled like the
-    weights they mirror)."""
-    sizes = [ds_input, *cfg.hidden, n_classes]
-    eta = cfg.eta_PP * cfg.eta_scale
-    net = _circuit(
-        cfg,
-        sizes,
-        Transfer("logistic"),
-        eta_up=eta,
-        bias=True,
-        device=device,
-        generator=generator,
-        dtype=dtype,
-    )
-    with torch.no_grad():
-        for l, w in enumerate(net.W_PP_up):
-            gain = cfg.output_init_gain if l == net.n_layers - 1 else cfg.init_gain
-            w.mul_(gain * math.sqrt(6 / (sizes[l] + sizes[l + 1])) / net.attenuation[l])
-        for l, w in enumerate(net.W_PP_down):
-            fan = sizes[l + 1] + sizes[l + 2]
-            w.mul_(cfg.topdown_gain * math.sqrt(6 / fan) / net.attenuation[l + 1])
-        if cfg.topdown_init == "transpose_weight_transport":
-            net.symmetric_topdown_()
-        if self_predicting:
-            net.self_predicting_()
-        else:  # random lateral weights, scaled like the forward and top-down ones they mirror
-            for l, (w_IP, w_PI) in enumerate(zip(net.W_IP, net.W_PI, strict=True)):
-                glorot = math.sqrt(6 / (sizes[l + 1] + sizes[l + 2]))
-                w_IP.mul_(cfg.init_gain * glorot / net.g.dendrite_attenuation)
-                w_PI.mul_(cfg.topdown_gain * glorot / net.attenuation[l + 1])
-    return net
-
-
-def _backprop_twin(cfg: MnistConfig, n_in: int, n_classes: int, ctx: RunContext) -> nn.Module:
-    """The logistic MLP of the same shape that computes, at the start, exactly the function
-    of the microcircuit's initial forward weights (layer l: c_l W_l, c_l b_l)."""
-    twin = _mnist_net(cfg, n_in, n_classes, ctx.device, torch.Generator().manual_seed(ctx.seed))
-    model = mlp(n_in, cfg.hidden, n_classes, "sigmoid").to(ctx.device)
-    linears = [m for m in model if isinstance(m, nn.Linear)]
-    with torch.no_grad():
-        for layer, w, b, c in zip(
-            linears, twin.W_PP_up, twin.b_PP_up, twin.attenuation, strict=True
-        ):
-            layer.weight.copy_(c * w)
-            layer.bias.copy_(c * b)
-    return model
-
-
-def _row_config(cfg: MnistConfig, row: str) -> MnistConfig:
-    """The settings of one row: the learned-top-down row is the paper's 784-1000-10."""
-    if row == "learned_topdown":
-        return dataclasses.replace(cfg, hidden=cfg.learned_topdown_hidden)
-    return cfg
-
-
-def _row_learning_rates(cfg: MnistConfig, row: str, n_layers: int) -> list[float]:
-    """Per-layer forward learning rates: frozen_hidden fixes the weights between hidden
-    layers (the paper: "keeping fixed the pyramidal-pyramidal weights connecting the two
-    hidden layers"), shallow every layer but the output."""
-    lr = [cfg.lr] * n_layers
-    if row == "frozen_hidden":
-        if n_layers < 3:
-            raise UserError("the frozen_hidden row needs at least two hidden layers")
-        lr[1:-1] = [0.0] * (n_layers - 2)
-    elif row == "shallow":
-        lr[:-1] = [0.0] * (n_layers - 1)
-    return lr
-
-
-def _train_microcircuit(
-    cfg: MnistConfig, row: str, ctx: RunContext, stage: StageContext, split: tuple, n_classes: int
-) -> dict[str, Any]:
-    """One microcircuit row (sweeps or continuous mode) on the split; its final metrics."""
-    x_train, y_train, x_test, y_test = split
-    cfg = _row_config(cfg, row)
-    steps = cfg.epochs * max(1, len(x_train) // cfg.batch_size)
-    learned = row == "learned_topdown"
-    start_self_predicting = not learned or cfg.learned_topdown_start == "self_predicting"
-    generator = torch.Generator().manual_seed(ctx.seed)  # the same net after a resume
-    net = _mnist_net(
-        cfg,
-        x_train[0].numel(),
-        n_classes,
-        ctx.device,
-        generator,
-        self_predicting=start_self_predicting,
-    )
-    targets = (cfg.target_low, cfg.target_high)
-    probe = (x_train[:100], y_train[:100])
-    if cfg.mode == "sweeps":
-        learner = SweepsClassifier(
-            net,
-            mixing_factors(cfg),
-            _row_learning_rates(cfg, row, net.n_layers),
-            optimizer=cfg.optimizer,
-            momentum=cfg.momentum,
-            total_steps=steps if cfg.cosine_schedule else 0,
-            interneurons=cfg.interneurons,
-            interneuron_lr_factor=cfg.interneuron_lr_factor,
-            lr_PI=cfg.lr_PI if learned else 0.0,
-            lr_down=cfg.lr_down if learned else 0.0,
-            target_rates=targets,
-            n_classes=n_classes,
-            monitor=lambda step: stage.log(step, **learner.diagnostics(*probe)),
-            monitor_every=cfg.monitor_every,
-        )
-    else:
-        if row != "microcircuit":
-            raise UserError(f"the {row} row runs in sweeps mode only (set mode=sweeps)")
-        net.reset_state(cfg.batch_size)
-        learner = ContinuousClassifier(
-            net, cfg.pattern_ms, target_rates=targets, n_classes=n_classes
-        )
-    start_weights = {k: w.clone() for k, w in net.weights().items()}
-    tic = time.perf_counter()
-    metrics = _timed_fit(cfg, stage, learner, split, tic)
-    if cfg.mode == "sweeps":
-        metrics |= {
-            k: v
-            for k, v in learner.diagnostics(*probe).items()
-            if k == "alignment_cosine" or k.startswith("weight_alignment_cosine/")
-        }
-    metrics["samples_per_second"] = learner.samples_per_second
-    for name, w in net.weights().items():  # how far each layer moved (0: frozen or fixed)
-        if name.startswith(("W_PP_up.", "W_PP_down.")):
-            w0 = start_weights[name]
-            change = (w - w0).norm() / torch.maximum(w.norm(), w0.norm()).clamp_min(1e-12)
-            metrics["weight_change_" + name.replace(".", "")] = float(change)
-    return metrics
-
-
-def _timed_fit(
-    cfg: MnistConfig, stage: StageContext, learner: Any, split: tuple, tic: float
-) -> dict[str, Any]:
-    """Train ``learner`` on ``split`` with the config's epochs and minibatches; adds
-    ``train_seconds`` since ``tic``. Every row trains through this one call."""
-    metrics = fit(stage, learner, *split, epochs=cfg.epochs, batch_size=cfg.batch_size)
-    metrics["train_seconds"] = time.perf_counter() - tic
-    return metrics
-
-
-def _train_backprop(
-    cfg: MnistConfig, ctx: RunContext, stage: StageContext, split: tuple, n_classes: int
-) -> dict[str, Any]:
-    """The backprop MLP twin: same start, split, epochs, minibatches and optimiser."""
-    x_train, y_train, x_test, y_test = split
-    steps = cfg.epochs * max(1, len(x_train) // cfg.batch_size)
-    tic = time.perf_counter()
-    model = _backprop_twin(cfg, x_train[0].numel(), n_classes, ctx)
-    optimizer = make_optimizer(
-        model.parameters(),
-        cfg.optimizer if cfg.bp_optimizer == "same" else cfg.bp_optimizer,
-        cfg.bp_lr,
-        cfg.momentum,
-    )
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    learner = BackpropClassifier(model, optimizer, schedule)
-    metrics = _timed_fit(cfg, stage, learner, split, tic)
-    return metrics
-
-
-def _run_rows(
-    cfg: MnistConfig, ctx: RunContext, rows: tuple[str, ...], prefixes: dict[str, str]
-) -> dict[str, dict[str, Any]]:
-    """Train each row in turn on the same split (one checkpointed stage each, metric names
-    prefixed by ``prefixes[row]``); the rows' final metrics by name."""
-    unknown = [r for r in rows if r not in ROWS]
-    if unknown or not rows:
-        raise UserError(f"rows: unknown {unknown or 'none given'}; choose from {', '.join(ROWS)}")
-    ds, split = load_split(cfg.dataset, cfg.n_train, ctx)
-    if cfg.holdout > 0:
-        x, y = split[0], split[1]
-        if cfg.holdout >= len(x):
-            raise UserError(f"holdout={cfg.holdout} leaves no training examples (n={len(x)})")
-        split = (x[: -cfg.holdout], y[: -cfg.holdout], x[-cfg.holdout :], y[-cfg.holdout :])
-        ctx.data |= {"n_train": len(split[0]), "evaluated_on": f"holdout of {cfg.holdout}"}
-        ctx.note(
-            f"Evaluated on the last {cfg.holdout} training examples (held out, not trained "
-            "on), not the test set: every test_accuracy here is a holdout accuracy."
-        )
-    done: dict[str, Any] = finished_stages(ctx, {})
-    if "backprop" in rows:
-        ctx.note(
-            "The backprop baseline starts from the same function (the microcircuit's initial "
-            "forward weights) and trains with the same optimiser, momentum, minibatches, "
-            "epochs and examples: only the learning rule differs."
-        )
-    for row in rows:
-        if row in done:
-            continue
-        stage = StageContext(ctx, row, done, prefix=prefixes[row])
-        if row == "backprop":
-            done[row] = _train_backprop(cfg, ctx, stage, split, ds.n_classes)
-        else:
-            done[row] = _train_microcircuit(cfg, row, ctx, stage, split, ds.n_classes)
-    metrics = read_metrics(ctx.out / "metrics.jsonl")
-    prefix = prefixes.get("microcircuit", "")
-    aligned = [r for r in metrics if prefix + "alignment_cosine" in r]
-    if aligned and prefix == "":
-        _alignment_plot(ctx, [r["step"] for r in aligned], aligned, "minibatches")
-    return {row: done[row] for row in rows}
-
-
-def _goal_note(ctx: RunContext, cfg: MnistConfig, micro: dict, bp: dict, n_train: int) -> None:
-    """The quick-scale goal: within 1.5 points of the backprop MLP, without weight transport."""
-    gap = 100 * (bp["test_accuracy"] - micro["test_accuracy"])
-    where = f"{gap:.2f} points behind" if gap > 0 else f"{-gap:.2f} points ahead of"
-    verdict = "met" if gap <= 1.5 else "NOT met"
-    feedback = (
-        "with weight transport (transposed top-down weights)"
-        if cfg.topdown_init == "transpose_weight_transport"
-        else "with fixed random top-down weights (no weight transport)"
-    )
-    ctx.note(
-        f"Microcircuit {micro['test_accuracy']:.4f} vs backprop MLP {bp['test_accuracy']:.4f} "
-        f"test accuracy after {cfg.epochs} epochs on {n_train} examples, {feedback}: {where} "
-        f"backprop; the goal of at most 1.5 points is {verdict}."
-    )
-    if gap > 1.5 and cfg.mode == "sweeps" and cfg.interneurons == "plastic":
-        ctx.note(
-            "Why, as measured on tuning seeds (docs/dendritic.md): feedback alignment with "
-            "fixed random top-down weights learns more slowly than backprop at this budget, "
-            "and the interneurons that predict the output learn by Eq. 8 from an output "
-            "clamped to its target (lambda_output = 1), a different regression than the "
-            "output's delta rule, so their predictions drift from the output's and the "
-            "apical compartments below carry that drift as error. --set interneurons=ideal "
-            "(Eq. 8 replaced by its fixed point, an ablation) measures that second cost."
-        )
-
-
-def _weight_alignment(micro: dict[str, Any]) -> dict[str, float]:
-    cos = [v for k, v in micro.items() if k.startswith("weight_alignment_cosine/")]
-    out = {}
-    if "alignment_cosine" in micro:
-        out["alignment_cosine"] = micro["alignment_cosine"]
-    if cos:
-        out["weight_alignment_cosine"] = sum(cos) / len(cos)
-    return out
-
-
 @experiment(
     "dendritic.mnist",
     config=MnistConfig,
     paper_title=PAPER,
+    devices=("cpu", "cuda"),
     scales={
         "smoke": {
             "hidden": (64,),
@@ -869,11 +544,9 @@ def _weight_alignment(micro: dict[str, Any]) -> dict[str, float]:
 )
 def mnist(cfg: MnistConfig, ctx: RunContext) -> dict[str, float]:
     """784-500-500-10 microcircuit on MNIST or cfg.dataset (two-sweep mode) vs backprop."""
-    done = _run_rows(
-        cfg, ctx, ("microcircuit", "backprop"), {"microcircuit": "", "backprop": "bp_"}
-    )
+    done = run_rows(cfg, ctx, ("microcircuit", "backprop"), {"microcircuit": "", "backprop": "bp_"})
     micro, bp = done["microcircuit"], done["backprop"]
-    _goal_note(ctx, cfg, micro, bp, ctx.data["n_train"])
+    _notes(ctx, goal_notes(cfg, micro, bp, ctx.data["n_train"]))
     return {
         "test_accuracy": micro["test_accuracy"],
         "train_accuracy": micro["train_accuracy"],
@@ -882,7 +555,7 @@ def mnist(cfg: MnistConfig, ctx: RunContext) -> dict[str, float]:
         "samples_per_second": micro["samples_per_second"],
         "train_seconds": micro["train_seconds"],
         "bp_train_seconds": bp["train_seconds"],
-        **_weight_alignment(micro),
+        **weight_alignment(micro),
     }
 
 
@@ -890,6 +563,7 @@ def mnist(cfg: MnistConfig, ctx: RunContext) -> dict[str, float]:
     "dendritic.mnist_rows",
     config=MnistRowsConfig,
     paper_title=PAPER,
+    devices=("cpu", "cuda"),
     scales={
         "smoke": {
             "hidden": (32, 32),
@@ -922,7 +596,7 @@ def mnist_rows(cfg: MnistRowsConfig, ctx: RunContext) -> dict[str, float]:
 
     Rows: the microcircuit, its hidden-to-hidden weights frozen, the shallow learner,
     784-1000-10 with learned top-down weights, and backprop."""
-    done = _run_rows(cfg, ctx, tuple(cfg.rows), {row: f"{row}_" for row in ROWS})
+    done = run_rows(cfg, ctx, tuple(cfg.rows), {row: f"{row}_" for row in ROWS})
     out: dict[str, float] = {}
     for row, m in done.items():
         out[f"test_accuracy_{row}"] = m["test_accuracy"]
@@ -932,7 +606,8 @@ def mnist_rows(cfg: MnistRowsConfig, ctx: RunContext) -> dict[str, float]:
             if key.startswith("weight_change_"):
                 out[f"{row}_{key}"] = value
     if "microcircuit" in done:
-        out |= {f"microcircuit_{k}": v for k, v in _weight_alignment(done["microcircuit"]).items()}
+        out |= {f"microcircuit_{k}": v for k, v in weight_alignment(done["microcircuit"]).items()}
     if "microcircuit" in done and "backprop" in done:
-        _goal_note(ctx, cfg, done["microcircuit"], done["backprop"], ctx.data["n_train"])
+        notes = goal_notes(cfg, done["microcircuit"], done["backprop"], ctx.data["n_train"])
+        _notes(ctx, notes)
     return out

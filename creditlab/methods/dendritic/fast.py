@@ -62,13 +62,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch.nn import functional as F
 
-if TYPE_CHECKING:
-    from creditlab.methods.dendritic.microcircuit import Microcircuit, Transfer
+from creditlab.methods.dendritic.equations import (
+    apical_error,
+    interneuron_current,
+    leaky_step,
+    prediction_error,
+    pyramidal_current,
+    somatic_noise,
+)
+
+#: A :class:`~creditlab.methods.dendritic.microcircuit.Microcircuit` (this module sits below
+#: it: the microcircuit calls :func:`simulate`, nothing here imports the microcircuit).
+Microcircuit = Any
 
 #: :meth:`Microcircuit.run` simulates in blocks below this many circuits (measured: 4x the
 #: step loop for one circuit of 784-500-500-10, 1.6x for 16, 1.1x for 32, 0.7x for 64).
@@ -162,20 +172,21 @@ class _Layout:
             self.weights += [
                 _Weight(f"W_IP.{l}", self.inter[l], self.pyr[l], net.eta_IP),
                 _Weight(f"W_PP_down.{l}", top_down(l), self.pyr[l + 1], net.eta_down),
-                # Eq. 9's factor v_rest - v_A = -v_A: the buffer stores v_A, the sign is in eta
-                _Weight(f"W_PI.{l}", lateral(l), self.inter[l], -net.eta_PI),
+                _Weight(f"W_PI.{l}", lateral(l), self.inter[l], net.eta_PI),
             ]
 
 
 class _BlockedRun:
     """One call of :meth:`Microcircuit.run`: pack, simulate block by block, unpack.
 
-    Buffers (B rows each): ``S = [somata u (or, with latent equilibrium, I/G) | Y]`` with
-    ``Y`` the dendritic potentials in group order, the plastic groups' Eq. 9 rows last, so
-    that one softplus of ``S`` gives the next rates and the predictions of Eqs. 7, 8, 10;
-    ``V``, the same potentials in the order of :class:`_Layout`; ``errors``: B rows for
-    ``D_0 x`` of the current step, then the eta-scaled postsynaptic factors of every step of
-    the block (Y order); ``rates``: the presynaptic rates of every step of the block.
+    Buffers (B rows each): ``soma`` (u, or with latent equilibrium I/G) and ``Y``, the
+    dendritic potentials in group order (the plastic groups' Eq. 9 rows last, so that the
+    rows compared with a rate by Eqs. 7, 8, 10 come first); ``V``, the same potentials in the
+    order of :class:`_Layout`; ``errors``: B rows for ``D_0 x`` of the current step, then the
+    eta-scaled postsynaptic factors of every step of the block (Y order); ``rates``: the
+    presynaptic rates of every step of the block. The somata and the postsynaptic factors
+    come from the functions of :mod:`~creditlab.methods.dendritic.equations`, the ones
+    :meth:`Microcircuit.step` calls.
     """
 
     def __init__(
@@ -198,43 +209,39 @@ class _BlockedRun:
         n_U, n_P, n_H, n_V, n_err = lay.n_U, lay.n_P, lay.n_H, lay.n_V, lay.n_err
 
         # --- state and buffers, packed -------------------------------------------------------
-        self.S = torch.zeros(B, n_U + n_V, **dev)
-        self.Y = self.S[:, n_U:]
+        self.soma = torch.zeros(B, n_U, **dev)  # u, or with latent equilibrium I / G
+        self.Y = torch.zeros(B, n_V, **dev)
         u = torch.cat(net.somatic_potential + net.interneuron_potential, 1)
-        self.u = u if net.prospective else self.S[:, :n_U].copy_(u)
+        self.u = u if net.prospective else self.soma.copy_(u)
         self.rates = torch.zeros(K + 1, B, n_U, **dev)
         self.rates[0] = torch.cat(net.rate + net.interneuron_rate, 1)
         self.errors = torch.zeros((K + 1) * B, n_V, **dev)
         self.V = torch.zeros(B, n_V, **dev)
-        self.drive = torch.zeros(B, n_U, **dev)  # dt times the somatic input currents
+        self.current = torch.zeros(B, n_U, **dev)  # the somatic input currents I
+        self.v_A = torch.zeros(B, n_H, **dev)
         self.sel = torch.zeros(B, n_err, **dev)
         self.x = x.to(**dev).flatten(1).expand(B, -1)  # one pattern per circuit
         self.r0 = net.input_rate.clone()
         self._bias_vectors()
 
-        # --- Eqs. 1-2 as u += dt (I - G u) ---------------------------------------------------
-        G = torch.empty(n_U, **dev)
-        G[:n_H] = g.g_lk + g.g_B + g.g_A
-        G[n_H:n_P] = g.g_lk + g.g_B + (g.g_som if u_target is not None else 0.0)
-        G[n_P:] = g.g_lk + g.g_D + g.g_som
-        self.decay, self.dtG = 1 - dt * G, dt * G
-        self.coef_v = torch.cat(  # dt g_B v_B (Eq. 1), dt g_D v^I (Eq. 2)
-            [torch.full((n_P,), dt * g.g_B, **dev), torch.full((n_U - n_P,), dt * g.g_D, **dev)]
+        # --- Eqs. 1-2 as du/dt = I - G u ------------------------------------------------------
+        self.u_target = None if u_target is None else u_target.to(**dev)
+        G = torch.empty(n_U, dtype=torch.float64, device=net.device)
+        G[:n_H] = g.pyramidal_total(output=False)
+        G[n_H:n_P] = g.pyramidal_total(output=True, nudged=u_target is not None)
+        G[n_P:] = g.interneuron_total
+        self.G64, self.G = G, G.to(net.dtype)
+        V, current, partners = self.V, self.current, slice(net.sizes[1], n_P)
+        self.v_B_hidden, self.v_B_out, self.v_I = V[:, :n_H], V[:, n_H:n_P], V[:, n_P:n_U]
+        self.v_td, self.v_pi = V[:, n_U : n_U + n_H], V[:, n_U + n_H :]
+        self.I_hidden, self.I_out, self.I_inter = (
+            current[:, :n_H],
+            current[:, n_H:n_P],
+            current[:, n_P:],
         )
-        self.target_drive = None if u_target is None else dt * g.g_som * u_target.to(**dev)
-        partners = slice(net.sizes[1], n_P)  # layers 2..N: the interneurons' partners
-        self.g_som_over_G = g.g_som / G[partners]  # latent equilibrium: their soma is I / G
-        V, drive = self.V, self.drive
-        self.v_U, self.v_td, self.v_pi = V[:, :n_U], V[:, n_U : n_U + n_H], V[:, n_U + n_H :]
-        self.drive_H, self.drive_out = drive[:, :n_H], drive[:, n_H:n_P]
-        self.drive_I, self.drive_partners = drive[:, n_P:], drive[:, partners]
-        self.u_partners = self.u[:, partners]
-        self.soma = self.S[:, :n_U]
-
-        # --- phi of S: [phi(u) | phi(c v)], c = c_k (Eq. 7), g_D/(g_lk+g_D) (Eq. 8), 1 (Eq. 10)
-        self.phi_in = self.S[:, : n_U + n_err] if self.any_plastic else self.soma
-        c = torch.cat([torch.ones(n_U, **dev), self.attenuation_y])[: self.phi_in.shape[1]]
-        self.phi_of = _PhiOfProduct(net.phi, c, self.phi_in.shape[1], B)
+        # the interneurons' partners (layers 2..N): their somata u, or I / G
+        self.partners = self.soma[:, partners] if net.prospective else self.u[:, partners]
+        self.Y_err = self.Y[:, :n_err]  # the potentials of Eqs. 7, 8, 10 in Y order
         self._input_span()
         self._step_views()
 
@@ -470,32 +477,32 @@ class _BlockedRun:
         net.t += net.dt
 
     def _somata(self, st: dict[str, Any]) -> None:
-        net, g, dt = self.net, self.net.g, self.net.dt
+        """Eqs. 1-2 and the plasticity factors of Eqs. 7-10, through the functions of
+        :mod:`~creditlab.methods.dendritic.equations` that :meth:`Microcircuit.step` calls."""
+        net, g, dt, n_P = self.net, self.net.g, self.net.dt, self.lay.n_P
         torch.index_select(self.Y, 1, self.v_from_y, out=self.V)
-        v_A = st["E_pi"]  # Eq. 4 (and Eq. 9's factor; its sign is in eta_y)
-        torch.add(self.v_td, self.v_pi, out=v_A)
-        drive, u = self.drive, self.u
-        torch.mul(self.v_U, self.coef_v, out=drive)  # dt g_B v_B, dt g_D v^I
-        self.drive_H.add_(v_A, alpha=dt * g.g_A)  # Eq. 1: + dt g_A v_A
-        if self.target_drive is not None:  # output: + dt g_som u_target
-            self.drive_out.add_(self.target_drive)
-        if net.prospective:  # Eq. 2: nudged towards the partners' I/G ...
-            self.drive_I.addcmul_(self.g_som_over_G, self.drive_partners)
-        else:  # ... or towards their somata u_{k+1}
-            self.drive_I.add_(self.u_partners, alpha=dt * g.g_som)
-        torch.addcmul(drive, u, self.decay, out=u)  # u + dt (I - G u)
+        torch.add(self.v_td, self.v_pi, out=self.v_A)  # Eq. 4
+        pyramidal_current(g, self.v_B_hidden, self.v_A, out=self.I_hidden)  # Eq. 1
+        pyramidal_current(g, self.v_B_out, u_target=self.u_target, out=self.I_out)
+        if net.prospective:  # latent equilibrium: the partners' I / G, not their u
+            torch.div(self.current[:, :n_P], self.G[:n_P], out=self.soma[:, :n_P])
+        interneuron_current(g, self.v_I, self.partners, out=self.I_inter)  # Eq. 2
+        leaky_step(self.u, self.current, self.G64, dt)
         if net.noise > 0:  # the same draws as Microcircuit.step
-            xi = torch.randn(self.B, self.lay.n_U, dtype=net.dtype, device=net.device)
-            u.add_(xi, alpha=net.noise * dt**0.5)
+            self.u.add_(
+                somatic_noise(
+                    self.B, self.lay.n_U, net.noise, dt, dtype=net.dtype, device=net.device
+                )
+            )
         if net.prospective:  # latent equilibrium: the rates are phi(I / G)
-            torch.div(drive, self.dtG, out=self.soma)
-        p, scale, n_U = self.phi_of(self.phi_in), self.phi_of.scale, self.lay.n_U
-        torch.mul(p[:, :n_U], self.phi_of.scale_tensor, out=st["r_next"])  # phi(u)
+            torch.div(self.I_inter, self.G[n_P:], out=self.soma[:, n_P:])
+        st["r_next"].copy_(net.phi(self.soma))
         if not self.any_plastic:
             return
         rate = st["r_next"] if net.prospective else st["r"]  # the rates plasticity compares
         torch.index_select(rate, 1, self.rate_of_y, out=self.sel)
-        torch.sub(self.sel, p[:, n_U:], alpha=scale, out=st["E_phi"])  # Eqs. 7, 8, 10
+        prediction_error(net.phi, self.sel, self.Y_err, self.attenuation_y, out=st["E_phi"])
+        apical_error(self.v_A, out=st["E_pi"])  # Eqs. 7, 8, 10 above, Eq. 9 here
         st["E"].mul_(self.eta_y)
         if self.bias:  # b += dt Delta_b; Delta_b += w (eta P_b - Delta_b), or b += dt eta P_b
             P = st["E"].sum(0)
@@ -574,7 +581,7 @@ class _BlockedRun:
         net.interneuron_rate = split(r[:, lay.n_P :], inter)
         net.basal_potential = split(v[:, : lay.n_P], pyr)
         net.interneuron_dendrite = split(v[:, lay.n_P : lay.n_U], inter)
-        net.apical_potential = split(self.v_td + self.v_pi, pyr[:-1])
+        net.apical_potential = split(self.v_A, pyr[:-1])
         net.input_rate = self.x + self.c_in**n_steps * (self.r0 - self.x)
 
 
@@ -588,35 +595,3 @@ def _one_minus_power(a: float, k: torch.Tensor) -> torch.Tensor:
     if a > 0:
         return -torch.expm1(k * math.log(a))
     return 1 - _power(a, k)
-
-
-def _is_transfer(phi: object, kind: str) -> bool:
-    from creditlab.methods.dendritic.microcircuit import Transfer
-
-    return type(phi) is Transfer and phi.kind == kind
-
-
-class _PhiOfProduct:
-    """``phi(c * v) = scale * p`` as ``(p, scale)``, with the operations of :class:`Transfer`
-    in as few calls as possible (constants as tensors: no conversions at every step)."""
-
-    def __init__(self, phi: Transfer, c: torch.Tensor, width: int, batch: int):
-        dev = {"dtype": c.dtype, "device": c.device}
-        self.phi, self.c = phi, c
-        self.tmp = torch.zeros(batch, width, **dev)
-        self.softplus = _is_transfer(phi, "softplus")
-        self.logistic = _is_transfer(phi, "logistic")
-        if self.softplus:  # gamma beta softplus_beta(c v - theta)
-            self.minus_theta = torch.tensor(-phi.theta, **dev)
-            self.scale = phi.gamma * phi.beta
-        else:
-            self.scale = 1.0
-        self.scale_tensor = torch.tensor(self.scale, **dev)
-
-    def __call__(self, v: torch.Tensor) -> torch.Tensor:
-        if self.softplus:
-            torch.addcmul(self.minus_theta, v, self.c, out=self.tmp)
-            return F.softplus(self.tmp, beta=self.phi.beta)
-        if self.logistic:
-            return torch.sigmoid(torch.mul(v, self.c, out=self.tmp), out=self.tmp)
-        return self.phi(v * self.c)

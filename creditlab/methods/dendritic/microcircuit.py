@@ -82,75 +82,24 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch.nn import functional as F
 
 from creditlab.methods.dendritic import fast
+from creditlab.methods.dendritic.equations import (
+    Conductances,
+    Transfer,
+    apical_error,
+    interneuron_current,
+    leaky_step,
+    prediction_error,
+    pyramidal_current,
+    somatic_noise,
+)
 
-
-@dataclass(frozen=True)
-class Conductances:
-    """Leak, dendro-somatic and nudging conductances (the values used by reimplementations)."""
-
-    g_lk: float = 0.1
-    g_B: float = 1.0
-    g_A: float = 0.8
-    g_D: float = 1.0
-    g_som: float = 0.8
-
-    def basal_attenuation(self, output: bool) -> float:
-        """:math:`g_B / (g_{lk} + g_B + g_A)` (hidden) or :math:`g_B/(g_{lk}+g_B)` (output):
-        the somatic voltage the basal input alone would hold, per unit of basal potential."""
-        return self.g_B / (self.g_lk + self.g_B + (0.0 if output else self.g_A))
-
-    @property
-    def dendrite_attenuation(self) -> float:
-        """:math:`g_D / (g_{lk} + g_D)`, the same for the interneuron's dendrite."""
-        return self.g_D / (self.g_lk + self.g_D)
-
-
-class Transfer:
-    r"""The rate function :math:`\phi`: ``"softplus"`` is the regression task's
-    :math:`\gamma \log(1 + e^{\beta (u - \theta)})`; ``"logistic"`` is MNIST's
-    :math:`1 / (1 + e^{-u})`; ``"linear"`` is :math:`u` (for analytic checks).
-
-    >>> phi = Transfer("softplus")
-    >>> u = torch.tensor([0.0, 3.0, 6.0])
-    >>> torch.allclose(phi.inverse(phi(u)), u, atol=1e-5)  # float32: theta + log(...) rounds ~2e-7
-    True
-    """
-
-    def __init__(
-        self,
-        kind: Literal["softplus", "logistic", "linear"] = "softplus",
-        gamma: float = 0.1,
-        beta: float = 1.0,
-        theta: float = 3.0,
-    ):
-        self.kind, self.gamma, self.beta, self.theta = kind, gamma, beta, theta
-
-    def __call__(self, u: torch.Tensor) -> torch.Tensor:
-        if self.kind == "softplus":
-            return F.softplus(u - self.theta, beta=self.beta) * (self.gamma * self.beta)
-        if self.kind == "logistic":
-            return torch.sigmoid(u)
-        return u.clone()
-
-    def inverse(self, r: torch.Tensor) -> torch.Tensor:
-        """The voltage whose rate is ``r`` (the output target voltage of a target rate)."""
-        if self.kind == "softplus":
-            return self.theta + torch.log(torch.expm1(r / self.gamma)) / self.beta
-        if self.kind == "logistic":
-            return torch.logit(r)
-        return r.clone()
-
-    def __repr__(self) -> str:
-        if self.kind == "softplus":
-            return f"Transfer('softplus', gamma={self.gamma}, beta={self.beta}, theta={self.theta})"
-        return f"Transfer({self.kind!r})"
+__all__ = ["Conductances", "Microcircuit", "Transfer", "backprop_reference", "topdown_alignment"]
 
 
 def _as_list(value: float | Sequence[float], n: int, what: str) -> list[float]:
@@ -307,33 +256,28 @@ class Microcircuit:
             if self.bias:
                 v_B += self.b_PP_up[l]
             basal.append(v_B)
-            if l < N - 1:
+            output = l == N - 1
+            if not output:
                 td = self.rate[l + 1] @ self.W_PP_down[l].T
                 v_A = torch.addmm(td, self.interneuron_rate[l], self.W_PI[l].T)  # Eq. 4
                 top_down.append(td)
                 apical.append(v_A)
-                # Eq. 1 as du/dt = drive - total * u:  drive = g_B v_B + g_A v_A
-                drive.append(torch.add(v_B, v_A, alpha=g.g_A / g.g_B).mul_(g.g_B))
-                total.append(g.g_lk + g.g_B + g.g_A)
-            elif u_target is not None:  # output layer: drive = g_B v_B + g_som u_target
-                drive.append(torch.add(v_B, u_target, alpha=g.g_som / g.g_B).mul_(g.g_B))
-                total.append(g.g_lk + g.g_B + g.g_som)
+                drive.append(pyramidal_current(g, v_B, v_A))  # Eq. 1 as du/dt = I - G u
             else:
-                drive.append(v_B * g.g_B)
-                total.append(g.g_lk + g.g_B)
+                drive.append(pyramidal_current(g, v_B, u_target=u_target))
+            total.append(g.pyramidal_total(output, nudged=u_target is not None))
         if self.prospective:
             soma = [d / G for d, G in zip(drive, total, strict=True)]
         else:
             soma = self.somatic_potential
         inter_drive, inter_soma = [], []
-        G_I = g.g_lk + g.g_D + g.g_som
+        G_I = g.interneuron_total
         for l in range(N - 1):
             v_I = self.rate[l] @ self.W_IP[l].T  # Eq. 5
             if self.bias:
                 v_I += self.b_IP[l]
             dendrite.append(v_I)
-            # Eq. 2: drive = g_D v^I + g_som u_{k+1} (nudged towards its partner)
-            inter_drive.append(torch.add(v_I, soma[l + 1], alpha=g.g_som / g.g_D).mul_(g.g_D))
+            inter_drive.append(interneuron_current(g, v_I, soma[l + 1]))  # Eq. 2
             if self.prospective:
                 inter_soma.append(inter_drive[-1] / G_I)
         if not self.prospective:
@@ -363,7 +307,7 @@ class Microcircuit:
         with :math:`\hat v_{B,k} = \hat c_k v_{B,k}` (batch, n_k); ``rate`` from
         :meth:`_plasticity_rates`. The one place this error is written: plasticity and
         :meth:`dendritic_errors` both use it."""
-        return rate[l] - self.phi(self.attenuation[l] * p["basal"][l])
+        return prediction_error(self.phi, rate[l], p["basal"][l], self.attenuation[l])
 
     def _plasticity(self, p: dict[str, list[torch.Tensor]]) -> dict[str, torch.Tensor]:
         """The unscaled right-hand sides P of Eqs. 7-10, summed over circuits, for every
@@ -383,14 +327,15 @@ class Microcircuit:
         c_I = self.g.dendrite_attenuation
         for l in range(N - 1):
             if self.eta_IP:
-                err = inter_rate[l] - phi(c_I * p["dendrite"][l])  # Eq. 8
+                err = prediction_error(phi, inter_rate[l], p["dendrite"][l], c_I)  # Eq. 8
                 out[f"W_IP.{l}"] = err.T @ self.rate[l]
                 if self.bias:
                     out[f"b_IP.{l}"] = err.sum(0)
             if self.eta_PI:
-                out[f"W_PI.{l}"] = -p["apical"][l].T @ self.interneuron_rate[l]  # Eq. 9
+                err = apical_error(p["apical"][l])  # Eq. 9
+                out[f"W_PI.{l}"] = err.T @ self.interneuron_rate[l]
             if self.eta_down:
-                err = rate[l] - phi(p["top_down"][l])  # Eq. 10
+                err = prediction_error(phi, rate[l], p["top_down"][l])  # Eq. 10
                 out[f"W_PP_down.{l}"] = err.T @ self.rate[l + 1]
         return out
 
@@ -426,7 +371,7 @@ class Microcircuit:
     ) -> None:
         """Advance every circuit by ``dt``: ``x`` (batch, n_input) is the pattern each
         circuit sees, ``u_target`` (batch, n_output) its output target voltage or None."""
-        dt, g = self.dt, self.g
+        dt = self.dt
         p = self._potentials(u_target)
         if learn:
             weights = self.weights()
@@ -438,18 +383,20 @@ class Microcircuit:
                 else:
                     W.add_(P, alpha=eta * dt)
         if self.noise > 0:
-            n_units = sum(self.sizes[1:]) + sum(self.sizes[2:])
-            xi = torch.randn(self.batch_size, n_units, dtype=self.dtype, device=self.device)
-            xi = list(xi.mul_(self.noise * dt**0.5).split(self.sizes[1:] + self.sizes[2:], 1))
+            sizes = self.sizes[1:] + self.sizes[2:]
+            xi = somatic_noise(
+                self.batch_size, sum(sizes), self.noise, dt, dtype=self.dtype, device=self.device
+            )
+            xi = list(xi.split(sizes, 1))
         else:
             xi = []
         for l, u in enumerate(self.somatic_potential):  # Eq. 1 (output: no apical term)
-            u.mul_(1 - dt * p["total"][l]).add_(p["drive"][l], alpha=dt)
+            leaky_step(u, p["drive"][l], p["total"][l], dt)
             if xi:
                 u.add_(xi[l])
-        G_I = g.g_lk + g.g_D + g.g_som
+        G_I = self.g.interneuron_total
         for l, u in enumerate(self.interneuron_potential):  # Eq. 2
-            u.mul_(1 - dt * G_I).add_(p["inter_drive"][l], alpha=dt)
+            leaky_step(u, p["inter_drive"][l], G_I, dt)
             if xi:
                 u.add_(xi[self.n_layers + l])
         self.input_rate.lerp_(x.to(self.input_rate), dt / self.tau_in)

@@ -29,8 +29,8 @@ with random 0.1 / 0.8 targets, output / hidden 2 / hidden 1::
     spec table's conductances (lambda_N, lambda_I, lambda_A = 0.42, 0.42, 0.42): 4.2%, 36.1%, 3.7%
     dendritic.mnist's conductances (0.10, 0.10, 0.50):                           11.2%, 64.1%, 2.1%
 
-(``python -c "from creditlab.methods.dendritic import sweeps; sweeps.print_settled_gaps()"``
-prints them; the test ``test_sweeps_approximate_the_settled_steady_state`` checks the same
+(``python benchmarks/dendritic_settled_gaps.py`` prints them; the test
+``test_sweeps_approximate_the_settled_steady_state`` checks the same
 on a small circuit, where mixing factors that do not match the conductances miss 87-100%).
 The hidden layer below the output misses the most: in the settled state its change also
 moves the output and the interneurons that predict it, whose rates then no longer cancel in
@@ -74,7 +74,6 @@ in the paper's 784-500-500-10 run. Runs under ``torch.no_grad()``; no autograd a
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 
 import torch
@@ -234,36 +233,3 @@ def settled_gap(
         float((u_sweep - u).norm() / (u - v).norm())
         for u_sweep, u, v in zip(state.soma, settled.somatic_potential, state.basal, strict=True)
     ]
-
-
-def print_settled_gaps(batch: int = 16, duration: float = 100.0) -> None:
-    """Print the numbers quoted in the module docstring: :func:`settled_gap` of
-    784-500-500-10 at ``dendritic.mnist``'s initialisation (output weights Glorot times 4, so
-    that the output is not silent) on ``batch`` uniform [0, 1] inputs with random 0.1 / 0.8
-    targets, for the spec table's conductances and for ``dendritic.mnist``'s; and the factor
-    by which each hidden layer's rescaled update exceeds backprop's."""
-    from creditlab.methods.dendritic.experiments import MnistConfig, _mnist_net
-
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(batch, 784, generator=gen, dtype=torch.float64)
-    u_target = torch.full((batch, 10), math.log(0.1 / 0.9), dtype=torch.float64)
-    u_target[torch.arange(batch), torch.randint(10, (batch,), generator=gen)] = math.log(4.0)
-    for name, g in (
-        ("spec table", Conductances()),
-        ("dendritic.mnist", MnistConfig().conductances()),
-    ):
-        cfg = MnistConfig(g_A=g.g_A, g_som=g.g_som, output_init_gain=4.0, noise=0.0)
-        net = _mnist_net(
-            cfg, 784, 10, torch.device("cpu"), torch.Generator().manual_seed(0), torch.float64
-        )
-        lam = MixingFactors.from_conductances(g)
-        gap = settled_gap(net, x, u_target, duration)
-        c = net.attenuation[:-1]
-        ratio = [1 / math.prod(c[l:]) for l in range(len(c))]
-        print(
-            f"{name} conductances (lambda_N, lambda_I, lambda_A = {lam.output:.2f}, "
-            f"{lam.interneuron:.2f}, {lam.apical:.2f}): the sweeps miss "
-            f"{', '.join(f'{v:.3f}' for v in reversed(gap))} of the settled nudged deviation "
-            "(output, hidden 2, hidden 1); hidden updates are "
-            f"{', '.join(f'{r:.2f}x' for r in reversed(ratio))} backprop's (hidden 2, hidden 1)"
-        )
