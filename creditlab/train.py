@@ -4,9 +4,9 @@ and the backprop classifier baseline (its config, its MNIST scales) built on it.
 A method supplies a :class:`Learner` (its update rule); :func:`fit` supplies the rest:
 minibatch order, evaluation, logging, progress, NaN checks and exact checkpoints.
 
-The order of examples in epoch ``e`` is a permutation drawn from a generator seeded with
-``(seed, e)`` only, so a run resumed in the middle of an epoch sees the same batches as
-one that never stopped.
+The order of examples in epoch ``e`` is a permutation drawn from the stream
+``derive_seed(seed, "epoch", e)`` only, so a run resumed in the middle of an epoch sees the
+same batches as one that never stopped.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torch import nn
 
 from creditlab import data
 from creditlab.models import Activation, build_classifier
-from creditlab.runner import RunContext
+from creditlab.runner import RunContext, derive_seed
 
 
 class Learner(Protocol):
@@ -114,7 +114,9 @@ def make_optimizer(
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    """The order of the ``n`` training examples in ``epoch``: a permutation from the stream
+    ``derive_seed(seed, "epoch", epoch)`` alone, so a resumed run sees the same batches."""
+    generator = torch.Generator().manual_seed(derive_seed(seed, "epoch", epoch))
     return torch.randperm(n, generator=generator)
 
 
