@@ -1,0 +1,240 @@
+"""NormAD: kernels against closed forms, the single-layer update against the membrane cost, the
+hidden-layer rule against a finite difference of the simulated cost, ReSuMe's window, and the
+spike-train metrics against direct integrals."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from creditlab.methods.normad.neuron import (
+    Neuron,
+    kappa,
+    layer_current,
+    normad_trace,
+    simulate,
+    synaptic_trace,
+)
+from creditlab.methods.normad.normad import hidden_update, normad_update
+from creditlab.methods.normad.resume import resume_update
+from creditlab.spiking.metrics import coincidence_accuracy, van_rossum_distance
+
+F64 = torch.float64
+CELL = Neuron()
+
+
+def _one_spike(steps: int, at: int) -> torch.Tensor:
+    x = torch.zeros(1, 1, steps, 1, dtype=F64)
+    x[0, 0, at, 0] = 1
+    return x
+
+
+def test_synaptic_and_normad_traces_equal_their_closed_forms():
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(1, 1, 600, 3, generator=g, dtype=F64) < 0.02).to(F64)
+    c = synaptic_trace(x)[0, 0]
+    t = torch.arange(600, dtype=F64) * CELL.dt
+    for i in range(3):
+        tk = x[0, 0, :, i].nonzero().flatten().to(F64) * CELL.dt
+        lag = t[:, None] - tk[None, :]
+        closed = torch.where(
+            lag >= 0, torch.exp(-lag / CELL.tau_1) - torch.exp(-lag / CELL.tau_2), 0.0
+        ).sum(1)
+        torch.testing.assert_close(c[:, i], closed)
+        lag2 = t[:, None] - t[None, :]
+        h = torch.where(lag2 >= 0, torch.exp(-lag2.clamp(min=0) / CELL.tau_l), 0.0)
+        d = normad_trace(c[None, None])[0, 0, :, i]
+        torch.testing.assert_close(d, h @ c[:, i] * CELL.dt / CELL.c_m)
+
+
+def test_kappa_closed_form_matches_the_discrete_traces():
+    """kappa = alpha * h in closed form against the recurrences' response to one spike (the
+    discrete sum differs from the integral by O(dt / tau))."""
+    steps = 800
+    x = _one_spike(steps, 0)
+    for tau in (CELL.tau_l, CELL.tau_m):
+        discrete = normad_trace(synaptic_trace(x), CELL, tau)[0, 0, :, 0]
+        closed = kappa(torch.arange(steps, dtype=F64) * CELL.dt, CELL, tau)
+        assert (discrete - closed).abs().max() < 0.06 * closed.max()
+
+
+def test_subthreshold_membrane_matches_the_exact_response():
+    """Heun integration of one synaptic event against the closed-form kappa with tau_m."""
+    cell = Neuron(v_t=1e9)
+    steps = 800
+    c = synaptic_trace(_one_spike(steps, 0))
+    v = simulate(layer_current(c, torch.full((1, 1, 1), 1e-9, dtype=F64)), cell).v[0, 0, :, 0]
+    exact = 1e-9 * kappa(torch.arange(steps, dtype=F64) * cell.dt, cell, cell.tau_m)
+    assert ((v - cell.e_l) - exact).abs().max() < 0.03 * exact.max()
+
+
+def test_refractory_period_and_threshold():
+    cell = CELL
+    current = torch.full((1, 1, 400, 1), 5e-9, dtype=F64)
+    r = simulate(current, cell)
+    times = r.spikes[0, 0, :, 0].nonzero().flatten()
+    assert len(times) >= 2
+    assert ((times[1:] - times[:-1]) > cell.ref_steps).all()
+    assert (r.v[0, 0, times, 0] >= cell.v_t).all()
+
+
+def _membrane_cost(w, c, error):
+    """J = -sum_t e(t) (V(t) - E_L) of the unthresholded membrane (Heun simulation)."""
+    v = simulate(layer_current(c, w), Neuron(v_t=1e9)).v
+    return -(error * (v - CELL.e_l)).sum()
+
+
+def test_one_normad_update_lowers_the_membrane_cost():
+    g = torch.Generator().manual_seed(3)
+    x = (torch.rand(1, 1, 1000, 50, generator=g, dtype=F64) < 20 * CELL.dt).to(F64)
+    c = synaptic_trace(x)
+    w = torch.randn(1, 50, 1, generator=g, dtype=F64) * 1e-9 + 1.5e-9
+    out = simulate(layer_current(c, w)).spikes
+    desired = torch.zeros_like(out)
+    desired[0, 0, [150, 400, 700], 0] = 1
+    error = desired - out
+    assert error.abs().sum() > 0
+    dw = normad_update(normad_trace(c), error, 2e-10)
+    assert _membrane_cost(w + dw, c, error) < _membrane_cost(w, c, error)
+    assert _membrane_cost(w - dw, c, error) > _membrane_cost(w, c, error)
+
+
+def _kappa_table(steps: int, fine: float = 1e-6):
+    """The output membrane's response to one synaptic event, by a fine numerical integral of
+    C dV/dt = -g_L V + alpha(t) (independent of neuron.kappa)."""
+    n = int(steps * CELL.dt / fine) + 2
+    t = torch.arange(n, dtype=F64) * fine
+    alpha = torch.exp(-t / CELL.tau_1) - torch.exp(-t / CELL.tau_2)
+    grow = torch.exp(t / CELL.tau_m)
+    table = torch.cumsum(alpha * grow, 0) * fine / grow / CELL.c_m
+
+    def at(s):
+        idx = (s / fine).clamp(min=0)
+        i0 = idx.floor().long().clamp(max=n - 2)
+        fr = idx - i0
+        return torch.where(s > 0, table[i0] * (1 - fr) + table[i0 + 1] * fr, 0.0)
+
+    return at
+
+
+def test_hidden_rule_direction_matches_a_finite_difference_of_the_cost():
+    """Cosine > 0.9 between the hidden rule (default constants: tau_L in the hidden traces, the
+    membrane's tau_m in kappa) and the finite-difference gradient of J = -sum e_k V_k, V_k the
+    output's exact subthreshold potential from the hidden spikes at their interpolated times."""
+    g = torch.Generator().manual_seed(0)
+    n_in, hid, steps = 12, 3, 500
+    x = (torch.rand(1, 1, steps, n_in, generator=g, dtype=F64) < 100 * CELL.dt).to(F64)
+    c_in = synaptic_trace(x)
+    w_in = torch.rand(1, n_in, hid, generator=g, dtype=F64) * 3e-9 + 1e-9
+    w_out = torch.tensor([[[1.0e-9], [-0.7e-9], [0.8e-9]]], dtype=F64)
+    resp = simulate(layer_current(c_in, w_in))
+    assert (resp.spikes.sum(2) >= 2).all()
+    error = torch.zeros(1, 1, steps, 1, dtype=F64)
+    error[0, 0, 300, 0], error[0, 0, 420, 0] = 1, -1
+    kap = _kappa_table(steps)
+    t = torch.arange(steps, dtype=F64) * CELL.dt
+
+    def costs(w):
+        r = simulate(layer_current(c_in.expand(len(w), -1, -1, -1), w))
+        out = []
+        for p in range(len(w)):
+            v_k = torch.zeros(steps, dtype=F64)
+            for j in range(hid):
+                for n in r.spikes[p, 0, :, j].nonzero().flatten():
+                    vn, vp = r.v[p, 0, n, j], r.v[p, 0, n - 1, j]
+                    tf = (n - 1 + (CELL.v_t - vp) / (vn - vp)) * CELL.dt
+                    v_k += w_out[0, j, 0] * kap(t - tf)
+            out.append(-(error[0, 0, :, 0] * v_k).sum())
+        return torch.stack(out), r.spikes
+
+    eps = 1e-14
+    ws = []
+    for i in range(n_in):
+        for j in range(hid):
+            for sign in (1, -1):
+                w = w_in.clone()
+                w[0, i, j] += sign * eps
+                ws.append(w)
+    cost, spikes = costs(torch.cat(ws))
+    assert (spikes == resp.spikes).all()  # no spike jumped: the cost is smooth here
+    descent = (-(cost[0::2] - cost[1::2]) / (2 * eps)).view(n_in, hid)
+    rule = hidden_update(c_in, resp, error, w_out, 1.0, normalise=False)[0]
+    cosine = (rule * descent).sum() / (rule.norm() * descent.norm())
+    assert cosine > 0.9, float(cosine)
+
+
+def test_normalised_hidden_rule_is_the_gradient_direction_for_one_error_event():
+    """With one error event per trial the per-instant norm is one positive factor, so the
+    normalised rule points where the unnormalised one does (with several events it reweights
+    them, and is no longer the gradient of J: 0.79 on the two-event net above)."""
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(1, 1, 500, 12, generator=g, dtype=F64) < 100 * CELL.dt).to(F64)
+    c_in = synaptic_trace(x)
+    w_in = torch.rand(1, 12, 3, generator=g, dtype=F64) * 3e-9 + 1e-9
+    w_out = torch.tensor([[[1.0e-9], [-0.7e-9], [0.8e-9]]], dtype=F64)
+    resp = simulate(layer_current(c_in, w_in))
+    error = torch.zeros(1, 1, 500, 1, dtype=F64)
+    error[0, 0, 300, 0] = 1
+    plain = hidden_update(c_in, resp, error, w_out, 1.0, normalise=False)
+    normed = hidden_update(c_in, resp, error, w_out, 1.0, normalise=True)
+    cosine = (plain * normed).sum() / (plain.norm() * normed.norm())
+    assert cosine > 1 - 1e-9
+
+
+def test_resume_window_closed_form():
+    steps = 300
+    x = _one_spike(steps, 100)
+    for at, sign in ((120, 1), (180, 1), (80, 1), (120, -1)):
+        error = torch.zeros(1, 1, steps, 1, dtype=F64)
+        error[0, 0, at, 0] = sign
+        dw = resume_update(x, error, rate=1.0, a=0.1, dt=CELL.dt)
+        lag = (at - 100) * CELL.dt
+        window = math.exp(-lag / 5e-3) if lag >= 0 else 0.0
+        assert math.isclose(float(dw), sign * (0.1 + window), rel_tol=1e-9)
+
+
+def test_resume_moves_the_potential_the_way_its_window_says():
+    """A missing desired spike potentiates the inputs in its window, so the membrane rises at
+    the desired time (the spike moves towards it); an extra spike depresses them, so the
+    membrane falls at the extra spike's time."""
+    g = torch.Generator().manual_seed(1)
+    x = (torch.rand(1, 1, 800, 60, generator=g, dtype=F64) < 30 * CELL.dt).to(F64)
+    c = synaptic_trace(x)
+    w = torch.full((1, 60, 1), 0.5e-9, dtype=F64)
+    free = Neuron(v_t=1e9)
+    v0 = simulate(layer_current(c, w), free).v[0, 0, :, 0]
+    for at, sign in ((300, 1), (600, -1)):
+        error = torch.zeros(1, 1, 800, 1, dtype=F64)
+        error[0, 0, at, 0] = sign
+        w1 = w + resume_update(x, error, rate=2e-10, a=0.0, dt=CELL.dt)
+        v1 = simulate(layer_current(c, w1), free).v[0, 0, :, 0]
+        assert sign * (v1[at] - v0[at]) > 0
+
+
+def test_van_rossum_equals_a_direct_integral():
+    g = torch.Generator().manual_seed(2)
+    a = (torch.rand(3, 200, generator=g) < 0.05).double()
+    b = (torch.rand(3, 200, generator=g) < 0.05).double()
+    tau, dt = 4.0, 1.0
+    fine = 0.001
+    t = torch.arange(0, 260, fine, dtype=F64)
+    for row in range(3):
+        f = torch.zeros_like(t)
+        for train, sign in ((a[row], 1), (b[row], -1)):
+            for s in train.nonzero().flatten().double():
+                f += sign * torch.where(t >= s, torch.exp(-(t - s) / tau), 0.0)
+        direct = math.sqrt(float((f**2).sum() * fine / tau))
+        assert math.isclose(
+            float(van_rossum_distance(a[row], b[row], tau, dt)), direct, rel_tol=2e-3
+        )
+
+
+def test_coincidence_accuracy_counts_extra_spikes():
+    d = torch.zeros(2, 40)
+    d[:, [5, 20]] = 1
+    p = d.clone()
+    assert coincidence_accuracy(d, p, window=1).tolist() == [1.0, 1.0]
+    p[0, 21], p[0, 20] = 1, 0  # shifted within the window
+    p[1, 30] = 1  # one extra
+    assert coincidence_accuracy(d, p, window=1).tolist() == [1.0, 2 / 3]
