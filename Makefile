@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# The peer the compare tests check FA against: BioTorch's layers need only torch; its
+	# declared dependencies (jupyter, tensorboard, torchvision, ...) would add gigabytes.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps biotorch==0.0.16
 	touch $(STAMP)
 
 lint: $(STAMP)

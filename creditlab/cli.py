@@ -1,4 +1,4 @@
-"""The ``creditlab`` command line: list, run, tune, report, data, demo, explain.
+"""The ``creditlab`` command line: list, run, tune, compare, report, data, demo, explain.
 
 Every failure a user can cause prints one line and exits 2; a run whose loss becomes NaN
 or inf exits 3 with its checkpoint kept; an interrupted run exits 130 and says how to
@@ -90,6 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=Path, default=Path("runs"), help="root of run folders")
     p.add_argument("--device", default=None, help="cpu (default) or cuda")
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("compare", help="several learning rules on one task, one table")
+    p.add_argument("task", help="digits | mnist | fashion_mnist")
+    p.add_argument("--rules", default="bp,fa,dfa", help="comma-separated rules (bp,fa,dfa)")
+    p.add_argument("--seeds", default="5", metavar="N|A-B|A,B,..", help="seeds (default 5: 0-4)")
+    p.add_argument("--scale", default=registry.DEFAULT_SCALE, help="smoke | quick | paper")
+    p.add_argument(
+        "--set", dest="overrides", action="append", metavar="KEY=VALUE", help="task settings"
+    )
+    p.add_argument("--out", type=Path, help="the comparison folder (again, to resume it)")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="root of run folders")
+    p.add_argument("--device", default=None, help="cpu (default) or cuda")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("report", help="one HTML page of the latest runs")
     p.add_argument("runs_dir", nargs="?", type=Path, default=Path("runs"))
@@ -200,6 +213,25 @@ def cmd_tune(args: argparse.Namespace) -> int:
         device=args.device or "cpu",
     )
     print("\n".join(tuning.format_table(table)))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from creditlab import seeds
+    from creditlab.compare import harness, rules, table
+
+    chosen = seeds.parse_seeds(args.seeds)
+    rows = harness.run_compare(
+        args.task,
+        rules.parse_rules(args.rules),
+        chosen,
+        scale=args.scale,
+        overrides=registry.parse_set_args(args.overrides),
+        out=args.out,
+        runs_root=args.runs,
+        device=args.device or "cpu",
+    )
+    print(table.terminal(rows))
     return 0
 
 

@@ -22,7 +22,7 @@ MARKER_BELOW = 40  # series with fewer points get a marker on every point
 NOT_SERIES = {"step", "epoch"}
 
 
-def _series(records: list[dict]) -> dict[str, tuple[list[float], list[float]]]:
+def metric_series(records: list[dict]) -> dict[str, tuple[list[float], list[float]]]:
     """Metric name -> (steps, values), from records that carry an int ``step``."""
     series: dict[str, tuple[list[float], list[float]]] = {}
     for record in records:
@@ -69,7 +69,7 @@ def draw_lines(
             ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
 
 
-def _mean_and_std(
+def mean_and_std(
     runs: list[dict[str, tuple[list[float], list[float]]]],
 ) -> tuple[dict[str, tuple[list[float], list[float]]], dict[str, list[float]]]:
     """Per metric, the mean and std over runs at the steps every run logged it."""
@@ -119,11 +119,11 @@ def plot_learning_curves(
     paths: ``[out_dir / "learning_curves.png"]``, or ``[]`` when there is no numeric metric.
     """
     paths = [metrics_jsonl] if isinstance(metrics_jsonl, str | Path) else list(metrics_jsonl)
-    runs = [_series(read_metrics(path)) for path in paths]
+    runs = [metric_series(read_metrics(path)) for path in paths]
     if len(runs) == 1:
         merged, bands = runs[0], {}
     else:
-        merged, bands = _mean_and_std(runs) if runs else ({}, {})
+        merged, bands = mean_and_std(runs) if runs else ({}, {})
     grouped: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
     for name, xy in merged.items():
         grouped.setdefault(_panel(name), {})[name] = xy
