@@ -4,10 +4,14 @@ peak memory as n grows (n x n maps, 256 -> 16,384), printed with their ratios.
 Each measurement runs in its own child process after a warm-up. A step is a forward pass on a
 batch of ``--batch`` inputs x ~ N(0, I), the MSE against the input (the identity task) and
 the backward pass. The sparse layer has k = n free tuples with the identity experiment's
-sampling (2^2 neighbours + 8 global + 8 local candidates each); the dense one is an n x n
-``nn.Linear`` without bias. Memory is the child's peak resident memory above what it held
-before building the layer (torch and the batch are already loaded), so it counts the
-parameters, their gradients and the activations of the step.
+sampling (2^2 neighbours + 4 global + 4 local candidates each, region 4, values fixed to 1)
+and the reference's pooled normalisation in chunks of ``--chunk`` tuples: each chunk's
+candidates form one pool and every tuple of the chunk is normalised over it, which costs
+``k * chunk * 12`` densities. One chunk of all k (``--chunk 0``, the identity experiment's
+setting at n = 32) is quadratic in n: it is measured only up to ``--max-whole`` (default 1,024).
+The dense one is an n x n ``nn.Linear`` without bias. Memory is the child's peak resident
+memory above what it held before building the layer (torch and the batch are already
+loaded), so it counts the parameters, their gradients and the activations of the step.
 
     python benchmarks/sparse_vs_dense.py               # CPU, one torch thread
     python benchmarks/sparse_vs_dense.py --device cuda --threads 0
@@ -31,7 +35,9 @@ def _rss_mb() -> float:
     return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
 
 
-def step_cost(kind: str, n: int, batch: int, seconds: float, device: str, threads: int) -> dict:
+def step_cost(
+    kind: str, n: int, batch: int, seconds: float, device: str, threads: int, chunk: int = 16
+) -> dict:
     import torch
 
     from creditlab.methods.sparse import SparseHyperLayer
@@ -42,7 +48,8 @@ def step_cost(kind: str, n: int, batch: int, seconds: float, device: str, thread
 
     def build(size: int) -> torch.nn.Module:
         if kind == "sparse":
-            layer = SparseHyperLayer((size,), (size,), k=size, n_global=8, n_local=8, region=8)
+            layer = SparseHyperLayer((size,), (size,), k=size, n_global=4, n_local=4, region=4,
+                                     fix_values=True, chunk_size=min(chunk, size))  # fmt: skip
         else:
             layer = torch.nn.Linear(size, size, bias=False)
         return layer.to(device)
@@ -89,8 +96,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--chunk", type=int, default=16, help="tuples per pool (0: all k)")
+    parser.add_argument("--max-whole", type=int, default=1024, help="largest n for --chunk 0")
     args = parser.parse_args()
-    print(f"device {args.device}, torch threads {args.threads or 'default'}, batch {args.batch}")
+    print(f"device {args.device}, torch threads {args.threads or 'default'}, batch {args.batch}, "
+          f"chunk {args.chunk or 'all k'}")  # fmt: skip
     print("time: seconds per forward + backward step; memory: peak MB above the baseline\n")
     header = (
         f"{'n':>7} {'sparse s':>10} {'dense s':>10} {'time ratio':>11} "
@@ -99,7 +109,10 @@ def main() -> None:
     print(header)
     common = (args.batch, args.seconds, args.device, args.threads)
     for n in args.sizes:
-        sparse = run_in_child(step_cost, "sparse", n, *common)
+        if args.chunk == 0 and n > args.max_whole:
+            print(f"{n:>7}  (one chunk of all k is quadratic in n: skipped above --max-whole)")
+            continue
+        sparse = run_in_child(step_cost, "sparse", n, *common, args.chunk or n)
         dense = run_in_child(step_cost, "dense", n, *common)
         print(
             f"{n:>7} {sparse['seconds_per_step']:10.5f} {dense['seconds_per_step']:10.5f} "

@@ -5,18 +5,19 @@ canvas data, and learning."""
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from creditlab import data, registry, runner
 from creditlab.errors import UserError
-from creditlab.methods.sparse import attention, canvas, hyperlayer, sorting, tasks
+from creditlab.methods.sparse import attention, canvas, hyperlayer, recovery, sorting, tasks
 from creditlab.methods.sparse.hyperlayer import (
+    EPSILON,
     SparseHyperLayer,
-    candidate_weights,
     duplicates,
     integer_candidates,
+    pooled_weights,
+    sample_entries,
     sparse_product,
 )
 
@@ -42,23 +43,94 @@ def test_density_path_gradcheck_with_sampled_indices_fixed():
     values = torch.randn(2, 3, dtype=F64, requires_grad=True)
     candidates = integer_candidates(means, torch.tensor(sizes, dtype=F64), 3, 3, 3)
     candidates[:, :, -1] = candidates[:, :, 0]  # a duplicate on every tuple
-    assert not candidates.requires_grad
+    points = candidates.flatten(1, 2)  # one pool of all 3 tuples' candidates
+    assert not points.requires_grad
 
     def entries(m, s, v):
-        return candidate_weights(candidates, m, s, sizes) * v[..., None]
+        return (pooled_weights(points, m, s, sizes) * v[..., None]).sum(-2)
 
     assert torch.autograd.gradcheck(entries, (means, sigmas, values))
 
 
-def test_weights_are_normalised_gaussian_densities_without_duplicates():
-    means = torch.tensor([[1.3, 2.6]], dtype=F64)
-    sigmas = torch.tensor([[0.7, 1.9]], dtype=F64)
-    candidates = torch.tensor([[[1, 2], [2, 3], [1, 2], [0, 4], [3, 3]]])
-    weights = candidate_weights(candidates, means, sigmas, (5, 5))[0].numpy()
-    c, mu, s = candidates[0].numpy(), means[0].numpy(), sigmas[0].numpy()
-    rho = np.exp(-0.5 * (((c - mu) / s) ** 2).sum(1))
-    rho[2] = 0.0  # the repeat of candidate 0
-    np.testing.assert_allclose(weights, rho / rho.sum(), rtol=1e-12)
+def brute_force_pooled(points, means, sigmas, values, chunk):
+    """The pooled matrix entry by entry, in plain Python: for each chunk of tuples, the set of
+    distinct points (first occurrence kept), each tuple's density exp(-1/2 sum (c - p)^2 /
+    (eps + sigma)) (sigma a variance) normalised over that set, each point's value the sum over
+    the chunk's tuples of weight * value; later copies of a point get 0."""
+    out = []
+    k = len(means)
+    per = len(points) // (k // chunk)
+    for c0 in range(0, k, chunk):
+        pool = points[(c0 // chunk) * per : (c0 // chunk + 1) * per]
+        seen, first = set(), []
+        for p in pool:
+            first.append(tuple(p) not in seen)
+            seen.add(tuple(p))
+        entry = [0.0] * len(pool)
+        for j in range(c0, c0 + chunk):
+            rho = [
+                math.exp(-0.5 * sum((p[d] - means[j][d]) ** 2 / (EPSILON + sigmas[j][d])
+                                    for d in range(len(p)))) if f else 0.0
+                for p, f in zip(pool, first, strict=True)
+            ]  # fmt: skip
+            total = sum(rho)
+            for i, r in enumerate(rho):
+                entry[i] += r / total * values[j]
+        out.extend(entry)
+    return out
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 4])
+def test_pooled_normalisation_matches_a_brute_force_computation(chunk):
+    """A tiny 5 x 4 layer with 4 tuples: the layer's training-mode entries (points and values)
+    against :func:`brute_force_pooled` on the same sampled points."""
+    torch.manual_seed(13)
+    layer = SparseHyperLayer((4,), (5,), k=4, n_global=3, n_local=2, region=2, chunk_size=chunk)
+    layer.double().train()
+    with torch.no_grad():
+        layer.raw[:, 2] = torch.tensor([-1.0, 0.5, -2.5, 1.0], dtype=F64)  # varied sigmas
+    means, sigmas, values = layer.tuples(torch.zeros(1, 4))
+    torch.manual_seed(14)
+    points, entries = layer.entries(torch.zeros(1, 4))
+    assert points.shape == (4 * (4 + 3 + 2), 2)
+    torch.manual_seed(14)  # the same draws: the candidates are those of integer_candidates
+    expect = integer_candidates(means, layer.size_t.double(), 3, 2, 2).flatten(0, 1)
+    assert torch.equal(points, expect)
+    assert points.unique(dim=0).shape[0] < len(points)  # the pool does hold duplicates
+    reference = brute_force_pooled(
+        points.tolist(), means.tolist(), sigmas.tolist(), values.tolist(), chunk
+    )
+    torch.testing.assert_close(entries, torch.tensor(reference, dtype=F64), rtol=1e-10, atol=1e-12)
+
+
+def test_sigma_is_a_variance():
+    """One tuple on two points one step apart on each side: the weights are in the ratio of
+    a Gaussian density of *variance* sigma, exp(-1/2 * 1 / sigma) (not 1 / sigma^2)."""
+    means = torch.tensor([[2.0, 2.0]], dtype=F64)
+    sigmas = torch.tensor([[4.0, 4.0]], dtype=F64)
+    points = torch.tensor([[2, 2], [3, 2], [2, 0]])
+    w = pooled_weights(points, means, sigmas, (5, 5))[0]
+    assert w[1] / w[0] == pytest.approx(math.exp(-0.5 / (4.0 + EPSILON)), rel=1e-12)
+    assert w[2] / w[0] == pytest.approx(math.exp(-0.5 * 4 / (4.0 + EPSILON)), rel=1e-12)
+
+
+def test_fixed_values_give_point_values_summing_to_the_tuples():
+    """Values fixed to 1: every tuple spreads a total of 1 over its pool, so the entries of
+    each chunk sum to the number of tuples in it, and evaluation uses value 1."""
+    torch.manual_seed(15)
+    layer = SparseHyperLayer((9,), (9,), k=6, n_global=4, n_local=4, fix_values=True, chunk_size=3)
+    _, entries = layer.entries(torch.zeros(1, 9))
+    torch.testing.assert_close(entries.view(2, -1).sum(1), torch.tensor([3.0, 3.0]))
+    _, values = layer.eval().entries(torch.zeros(1, 9))
+    assert torch.equal(values, torch.ones(6))
+
+
+def test_chunk_size_must_divide_k():
+    with pytest.raises(ValueError):
+        SparseHyperLayer((4,), (4,), k=6, chunk_size=4)
+    with pytest.raises(ValueError):
+        sample_entries(torch.rand(6, 2), torch.ones(6, 2), torch.ones(6), (4, 4),
+                       training=True, chunk_size=4)  # fmt: skip
 
 
 def test_candidates_neighbours_global_and_local():
@@ -76,6 +148,14 @@ def test_candidates_neighbours_global_and_local():
     assert local[0, :, 0].min() >= 0 and local[0, :, 0].max() <= 3
     assert local[0, :, 1].min() >= 36 and local[1, :, 0].min() >= 5 and local[1, :, 1].max() <= 3
     assert c[:, 4:54, 1].max() > 20  # global samples reach the whole space
+
+
+def test_global_samples_reach_every_index_including_the_last():
+    torch.manual_seed(16)
+    sizes = torch.tensor([3.0, 7.0])
+    c = integer_candidates(torch.tensor([[1.0, 3.0]]), sizes, n_global=400, n_local=0, region=4)
+    g = c[0, 4:]
+    assert set(g[:, 0].tolist()) == {0, 1, 2} and set(g[:, 1].tolist()) == set(range(7))
 
 
 def test_duplicates_keep_exactly_one_copy():
@@ -99,9 +179,9 @@ def dense_from_tuples(means, values, out_shape, in_shape):
 @pytest.mark.parametrize("training", [True, False])
 def test_tiny_sigma_without_samples_is_the_dense_matrix(in_shape, out_shape, training):
     torch.manual_seed(2)
-    layer = SparseHyperLayer(in_shape, out_shape, k=6, min_sigma=1e-3).double()
+    layer = SparseHyperLayer(in_shape, out_shape, k=6, min_sigma=1e-4).double()
     with torch.no_grad():
-        layer.raw[:, -2] = -60.0  # sigma -> sigma_scale * min_sigma * size
+        layer.raw[:, -2] = -60.0  # sigma (a variance) -> min_sigma
     layer.train(training)
     x = torch.randn(4, *in_shape, dtype=F64)
     means, _, values = layer.tuples(x)
@@ -196,21 +276,25 @@ def test_order_metrics_count_ties_as_correct():
     assert sorting.order_metrics(labels, order) == pytest.approx((0.5, 4 / 6))
 
 
-def test_quicksort_learns_an_order_from_the_order_alone():
-    """Keys = w . features; the true value is a fixed linear function of the features; only the
-    ranks supervise. A broken density or split (e.g. the weights detached) stays at chance."""
+@pytest.mark.parametrize(("loss", "sampling"), [("plain", "balanced"), ("layers", "bernoulli")])
+def test_quicksort_learns_an_order_from_the_order_alone(loss, sampling):
+    """Keys = w . features (in [0, 1], as pixels); the true value is a fixed linear function of
+    the features; only the ranks supervise. A broken density or split (e.g. the weights
+    detached) stays at chance."""
     torch.manual_seed(9)
     truth = torch.randn(5)
     w = torch.zeros(5, requires_grad=True)
     opt = torch.optim.Adam([w], lr=0.05)
     for _ in range(150):
-        f = torch.randn(32, 8, 5)
+        f = torch.rand(32, 8, 5)
         ranks = (f @ truth).argsort(1).argsort(1)
-        loss = sorting.quicksort_loss(f, f @ w, ranks, certainty=10.0, additional=2)
+        loss_value = sorting.quicksort_loss(
+            f, f @ w, ranks, certainty=10.0, additional=2, loss=loss, sampling=sampling
+        )
         opt.zero_grad()
-        loss.backward()
+        loss_value.backward()
         opt.step()
-    f = torch.randn(500, 8, 5)
+    f = torch.rand(500, 8, 5)
     all_correct, ranks_correct = sorting.order_metrics(f @ truth, sorting.quicksort_order(f @ w))
     assert ranks_correct > 0.8 and all_correct > 0.3  # chance: 1/8! and 1/8
 
@@ -314,7 +398,7 @@ def test_means_and_sigmas_from_raw_parameters():
         hyperlayer.means_from_raw(torch.zeros(2), sizes), torch.tensor([4.5, 1.5])
     )
     sigma = hyperlayer.sigmas_from_raw(torch.zeros(3), sizes, sigma_scale=0.1, min_sigma=0.5)
-    expected = (math.log1p(math.exp(2.0)) + 0.5) * 0.1 * sizes
+    expected = (math.log1p(math.exp(2.0)) + EPSILON) * 0.1 * sizes + 0.5  # globalsampling.py
     torch.testing.assert_close(sigma, expected.expand(3, 2))
 
 
@@ -362,3 +446,87 @@ def test_an_interrupted_run_resumes_exactly(
     check_resumes_exactly(
         exp, stop_at, reference, tmp_path / "ref", scale="smoke", overrides=TINY[name]
     )
+
+
+# --- tests the suite lacked (issue 26) -------------------------------------------------------
+
+
+def test_balanced_choices_split_every_bucket_in_half_uniformly():
+    """Each sampled vector puts exactly half of every bucket on each side, and over many
+    draws every one of the C(4, 2) = 6 arrangements of a 4-element bucket appears about
+    equally often (a chi-square-free check: each within 30% of 1/6)."""
+    torch.manual_seed(19)
+    c = sorting.balanced_choices(500, 4, 8, 2)
+    assert (c.view(500, 4, 2, 4).sum(-1) == 2).all()
+    codes = (c.view(-1, 4) * torch.tensor([8.0, 4.0, 2.0, 1.0])).sum(1).long()
+    counts = torch.bincount(codes, minlength=16).float()
+    seen = counts[counts > 0]
+    assert len(seen) == 6 and (seen / seen.sum() - 1 / 6).abs().max() < 0.05
+
+
+def test_neuralsort_loss_is_lower_for_the_true_order_than_for_the_reversed_one():
+    keys = torch.tensor([[0.3, -1.2, 2.0, 0.9, -0.4]], dtype=F64) * 3
+    labels = keys.argsort(1).argsort(1)  # the keys' own order is the truth
+    true = sorting.neuralsort_loss(keys, labels, tau=1.0)
+    reversed_ = sorting.neuralsort_loss(-keys, labels, tau=1.0)
+    assert true < reversed_ and true < 0.5 * reversed_
+
+
+def test_box_grid_on_known_raw_values():
+    """raw 0 everywhere on an 11 x 21 image: with the offset (-1, 1, -1, 1) the corners are
+    sigmoid(-1) and sigmoid(1) times 10 (rows) and 20 (columns), and the 3 x 3 grid sits at
+    fractions 0, 1/3, 2/3 of the way from the low corner to the high one, row-major."""
+    lo, hi = 1 / (1 + math.exp(1)), 1 / (1 + math.exp(-1))
+    rows = [10 * (lo + f * (hi - lo)) for f in (0, 1 / 3, 2 / 3)]
+    cols = [20 * (lo + f * (hi - lo)) for f in (0, 1 / 3, 2 / 3)]
+    grid = attention.box_grid(torch.zeros(4, dtype=F64), 3, torch.tensor([11.0, 21.0], dtype=F64))
+    torch.testing.assert_close(grid, torch.tensor([[r, c] for r in rows for c in cols], dtype=F64))
+    # raw (+50, -50, ...): a flipped box from the far corner back to the origin
+    flipped = torch.tensor([50.0, -50.0, 50.0, -50.0], dtype=F64)
+    grid = attention.box_grid(flipped, 2, torch.tensor([11.0, 21.0], dtype=F64))
+    torch.testing.assert_close(grid[0], torch.tensor([10.0, 20.0], dtype=F64))
+    torch.testing.assert_close(grid[-1], torch.tensor([5.0, 10.0], dtype=F64))
+
+
+def test_reinforce_step_above_the_baseline_raises_the_log_probability_of_the_sampled_box():
+    """One REINFORCE update where every example is classified right (reward 1 > baseline 0):
+    the log-probability of the boxes sampled in that step rises (the draws replayed from the
+    same seed; the hard reads pass the hypernetwork no other gradient)."""
+    torch.manual_seed(17)
+    model = attention.GlimpseClassifier((28, 28), attention="reinforce", channels=(4,),
+                                        hyper_hidden=8, policy_std=0.5).train()  # fmt: skip
+    learner = attention.ReinforceClassifier(model, torch.optim.SGD(model.parameters(), lr=0.05))
+    x = torch.rand(6, 1, 28, 28)
+    with torch.no_grad():
+        raw = model.boxes(x)
+        torch.manual_seed(18)
+        sampled = torch.distributions.Normal(raw, 0.5).sample()
+        torch.manual_seed(18)
+        y = model(x).argmax(1)  # what the model predicts on that draw: reward 1 everywhere
+    before = torch.distributions.Normal(raw, 0.5).log_prob(sampled).sum()
+    torch.manual_seed(18)
+    learner.train_step(x, y)
+    assert learner.baseline > 0  # the reward was 1
+    with torch.no_grad():
+        after = torch.distributions.Normal(model.boxes(x), 0.5).log_prob(sampled).sum()
+    assert after > before
+
+
+def test_reinforce_identity_layer_moves_its_policy_towards_low_loss_tuples():
+    """The Fig. 2 baseline: the surrogate's gradient is REINFORCE's (reward -MSE). One tuple,
+    n = 6, target y_0 = x_3: after training by the surrogate alone its rounded tuple is (0, 3)
+    on most seeds; a sign error sends it away."""
+    hits = 0
+    for seed in range(5):
+        torch.manual_seed(seed)
+        layer = recovery.ReinforceLayer(6, 1)
+        opt = torch.optim.Adam(layer.parameters(), lr=0.05)
+        perm = torch.tensor([3, 0, 1, 2, 4, 5])
+        for _ in range(300):
+            loss = recovery.recovery_loss(layer.train(), torch.randn(64, 6), perm)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        tuples, _ = layer.eval().entries(torch.zeros(1, 6))
+        hits += tuples[0].tolist() in ([0, 3], [1, 0], [2, 1], [3, 2], [4, 4], [5, 5])
+    assert hits >= 4

@@ -3,8 +3,8 @@ backpropagation", arXiv 1810.09184): learned sparse structure, sparse attention 
 differentiable sorting.
 
 * :mod:`.hyperlayer`: ``SparseHyperLayer`` and its parts (means and sigmas from raw
-  parameters, integer candidates, Gaussian densities, duplicate removal, normalisation, the
-  sparse product).
+  parameters, integer candidates, Gaussian densities (sigma a variance), duplicate removal,
+  normalisation pooled over chunks of tuples, the sparse product).
 * :mod:`.attention`: glimpse attention with the sparse layer; REINFORCE hard attention.
 * :mod:`.canvas`: the generated cluttered/rotated/scaled MNIST canvases.
 * :mod:`.sorting`: differentiable quicksort (split layers) and NeuralSort.
@@ -17,11 +17,12 @@ from creditlab.methods.sparse.attention import GlimpseClassifier, ReinforceClass
 from creditlab.methods.sparse.canvas import cluttered_canvases
 from creditlab.methods.sparse.hyperlayer import (
     SparseHyperLayer,
-    candidate_weights,
     duplicates,
-    gaussian_log_densities,
     integer_candidates,
+    log_densities,
     normalise,
+    pooled_weights,
+    sample_entries,
     sample_weights,
     sparse_product,
 )
@@ -31,14 +32,15 @@ __all__ = [
     "GlimpseClassifier",
     "ReinforceClassifier",
     "SparseHyperLayer",
-    "candidate_weights",
     "cluttered_canvases",
     "duplicates",
-    "gaussian_log_densities",
     "integer_candidates",
+    "log_densities",
     "neuralsort",
     "normalise",
+    "pooled_weights",
     "quicksort",
+    "sample_entries",
     "sample_weights",
     "sparse_product",
     "split",

@@ -2,10 +2,11 @@
 baselines: REINFORCE-trained hard attention and a conv net on the whole image.
 
 A hypernetwork (a conv net, :func:`creditlab.models.cnn`) reads the image and predicts one box
-per glimpse (centre and half-extent per axis: 4 raw numbers). A ``k x k`` grid of means spans
-each box; each mean is a tuple of the sparse hyperlayer whose output index is fixed (its grid
-cell) and whose input index (a pixel) is learned, with value 1 and one sigma per glimpse
-(a free parameter, the spec's "one sigma per glimpse"). In training a grid cell reads the
+per glimpse (its four corners, as the reference code: :func:`box_grid`). A ``k x k`` grid of
+means spans each box; each mean is a tuple of the sparse hyperlayer whose output index is
+fixed (its grid cell) and whose input index (a pixel) is learned, with value 1 and one sigma
+(a variance) per glimpse, a free parameter; each tuple is normalised over its own candidates
+(the reference's chunk size 1). In training a grid cell reads the
 density-weighted mean of its candidate pixels (:func:`hyperlayer.sample_weights`), at
 evaluation the pixel at the rounded mean. The ``glimpses * k * k`` values feed a small MLP.
 
@@ -51,17 +52,27 @@ class ToFloat(nn.Module):
         return as_images(x)
 
 
+BOX_OFFSET = (-1.0, 1.0, -1.0, 1.0)
+"""added to the raw corners (the reference's ``bbox_offset``): the initial box covers the
+middle half of the image in each direction even when the hypernetwork outputs about 0"""
+
+
 def box_grid(raw_boxes: torch.Tensor, k: int, sizes: torch.Tensor) -> torch.Tensor:
-    """The ``k x k`` grid of means inside each box: ``raw_boxes`` (..., 4) = raw centre (y, x)
-    and raw half-extent (y, x) -> means (..., k * k, 2), in pixels. Centre ``sigmoid * (size
-    - 1)`` (the hyperlayer's means), half-extent ``sigmoid * (size - 1) / 2``."""
-    centre = means_from_raw(raw_boxes[..., :2], sizes)
-    half = torch.sigmoid(raw_boxes[..., 2:]) * (sizes - 1) / 2
-    steps = torch.linspace(-1, 1, k, device=raw_boxes.device, dtype=raw_boxes.dtype)
-    ys = centre[..., None, 0] + half[..., None, 0] * steps  # (..., k)
-    xs = centre[..., None, 1] + half[..., None, 1] * steps
+    """The ``k x k`` grid of means inside each box, as the reference's attention layer
+    (``experiments/attention.py``, ``hyper``) computes it: ``raw_boxes`` (..., 4) are raw
+    corners (row min, row max, column min, column max); with :data:`BOX_OFFSET` added, each is
+    ``sigmoid * (size - 1)`` of its axis, and grid point (i, j) is
+    ``(min_row + i / k * (max_row - min_row), min_col + j / k * (max_col - min_col))``:
+    means (..., k * k, 2), row-major, in pixels. (Before issue 26: a centre and a
+    half-extent.)"""
+    offset = torch.tensor(BOX_OFFSET, dtype=raw_boxes.dtype, device=raw_boxes.device)
+    corners = means_from_raw(raw_boxes + offset, sizes.repeat_interleave(2))
+    low, high = corners[..., 0::2], corners[..., 1::2]  # (..., 2): rows, columns
+    steps = torch.arange(k, device=raw_boxes.device, dtype=raw_boxes.dtype) / k
+    along = low[..., None, :] + steps[:, None] * (high - low)[..., None, :]  # (..., k, 2)
+    ys, xs = along[..., 0], along[..., 1]
     grid = torch.stack(torch.broadcast_tensors(ys[..., :, None], xs[..., None, :]), -1)
-    return torch.minimum(grid.flatten(-3, -2).clamp(min=0), sizes - 1)
+    return grid.flatten(-3, -2)
 
 
 class GlimpseClassifier(nn.Module):

@@ -1,23 +1,31 @@
 r"""The adaptive sparse hyperlayer (Bloem, "Learning sparse transformations through
-backpropagation", arXiv 1810.09184, Sec. 3).
+backpropagation", arXiv 1810.09184, Sec. 3), as the reference code computes it
+(MaestroGraph/sparse-hyper: ``sparse/layers.py`` on master, ``globalsampling.py`` on the
+``archive`` branch, the code behind the preprint's experiments).
 
 A sparse matrix (or tensor) is k continuous index tuples ``p_k`` in an index space of rank r
 (the output dimensions first, then the input dimensions), each with a sigma ``s_k`` and a
-value ``v_k``. In training every tuple is replaced by integer candidate tuples ``c`` near it
-(its 2^r floor/ceil neighbours, ``n_global`` tuples drawn uniformly over the whole space and
-``n_local`` drawn uniformly in a box of side ``region`` around round(p_k)), each weighted by
-the unnormalised Gaussian density (Sec. 3.1)
+value ``v_k``. **Sigma is a variance** (the reference scales the offset by
+``sqrt(1 / (eps + sigma))``). In training every tuple is replaced by integer candidate tuples
+near it (its 2^r floor/ceil neighbours, ``n_global`` tuples drawn uniformly over the whole
+space and ``n_local`` drawn uniformly in a box of side ``region`` around round(p_k)). The
+candidates of the k tuples of an example are **pooled** (in chunks of ``chunk_size`` tuples;
+0 = one chunk holding all k, the reference's default), duplicates are removed across the
+pool, and every tuple's unnormalised Gaussian density is normalised over every pooled point
+P of its chunk:
 
-.. math:: \rho_k(c) = \exp\Big(-\tfrac12 \sum_d (c_d - p_{kd})^2 / s_{kd}^2\Big),
+.. math:: \rho_k(c) = \exp\Big(-\tfrac12 \sum_d \frac{(c_d - p_{kd})^2}{\epsilon + s_{kd}}\Big),
+   \qquad W_c = \sum_{k \in \text{chunk}} \frac{\rho_k(c)}{\sum_{c' \in P} \rho_k(c')}\, v_k .
 
-duplicates among a tuple's candidates are zeroed and the weights normalised over the
-candidates of each tuple, so the matrix is :math:`W_c = \sum_k \hat\rho_k(c)\, v_k`. The
+Chunk size 1 is the per-tuple normalisation (the reference's ``gaussian.py``, which its header
+marks as not used in the paper's experiments; the attention experiment uses it). The
 candidates are detached: gradients reach ``p``, ``s`` and ``v`` through the densities only,
 and the structure is resampled at every batch. At evaluation the tuples are rounded.
 
 The product never builds the dense matrix: it is one ``index_add_`` (tuples shared by the
-batch) or ``scatter_add_`` (tuples from a hypernetwork, one set per example) over the
-``k * (candidates)`` entries, so time and memory grow with k, not with n * m.
+batch) or ``scatter_add_`` (tuples from a hypernetwork, one set per example) over the pooled
+points; the normalisation costs ``k * chunk_size * (candidates)`` densities, so a small chunk
+keeps time and memory linear in k (see ``benchmarks/sparse_vs_dense.py``).
 
 >>> layer = SparseHyperLayer((5,), (5,), k=5)
 >>> layer(torch.randn(3, 5)).shape
@@ -33,6 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+EPSILON = 1e-6
+"""added to the sigmas (variances) before dividing (the reference's ``EPSILON = 10e-7``)"""
+
 
 def means_from_raw(raw: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
     """Continuous index tuples: ``sigmoid(raw) * (size - 1)`` per dimension (Sec. 3.1)."""
@@ -42,9 +53,11 @@ def means_from_raw(raw: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
 def sigmas_from_raw(
     raw: torch.Tensor, sizes: torch.Tensor, sigma_scale: float, min_sigma: float
 ) -> torch.Tensor:
-    """One sigma per tuple, ``softplus(raw + 2) + min_sigma``, scaled by each dimension's size
-    and ``sigma_scale``: shape ``raw.shape + (r,)``."""
-    return ((F.softplus(raw + 2.0) + min_sigma) * sigma_scale)[..., None] * sizes
+    """One sigma (a *variance*) per tuple and dimension, as the reference's ``split_out`` and
+    ``ParamASHLayer.hyper`` (globalsampling.py) compute it:
+    ``(softplus(raw + 2) + eps) * size * sigma_scale + min_sigma``; shape ``raw.shape + (r,)``.
+    At n = 32, raw 0, sigma_scale 0.1 this is 6.8, a standard deviation of 2.6."""
+    return ((F.softplus(raw + 2.0) + EPSILON) * sigma_scale)[..., None] * sizes + min_sigma
 
 
 def neighbours(means: torch.Tensor) -> torch.Tensor:
@@ -68,15 +81,16 @@ def integer_candidates(
     """The integer candidate tuples of each continuous tuple (Sec. 3.2), detached:
     ``means`` (..., k, r) -> (..., k, 2^r + n_global + n_local, r), long.
 
-    Local samples are uniform in a box of side ``min(region, size)`` per dimension around
-    ``round(mean)``, the box shifted to stay inside the index space (the reference code's
-    choice: a sample never falls off the edge)."""
+    Global samples are ``floor(u * size)``, u uniform in [0, 1): every index, the last
+    included. Local samples are uniform in a box of side ``min(region, size)`` per dimension
+    around ``round(mean)``, the box shifted to stay inside the index space (the reference
+    code's choice: a sample never falls off the edge)."""
     means = means.detach()
     parts = [neighbours(means)]
     shape = (*means.shape[:-1], 0, means.shape[-1])
     if n_global > 0:
         u = torch.rand(*shape[:-2], n_global, shape[-1], device=means.device)
-        parts.append((u * sizes).long())
+        parts.append((u * sizes).long().minimum(sizes.long() - 1))
     if n_local > 0:
         side = sizes.clamp(max=region)
         low = (means.round() - side // 2).clamp(min=torch.zeros_like(sizes), max=sizes - side)
@@ -85,13 +99,12 @@ def integer_candidates(
     return torch.cat(parts, dim=-2)
 
 
-def gaussian_log_densities(
-    candidates: torch.Tensor, means: torch.Tensor, sigmas: torch.Tensor
-) -> torch.Tensor:
-    """log of the unnormalised Gaussian density of each candidate around its tuple's mean:
-    ``-1/2 sum_d ((c_d - p_d) / s_d)^2``; (..., k, c, r) -> (..., k, c)."""
-    z = (candidates.to(means.dtype) - means[..., None, :]) / sigmas[..., None, :]
-    return -0.5 * z.pow(2).sum(-1)
+def log_densities(points: torch.Tensor, means: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+    """log of the unnormalised Gaussian density of every point under every tuple, sigma a
+    variance: ``-1/2 sum_d (c_d - p_d)^2 / (eps + s_d)``.
+    ``points`` (..., P, r), ``means`` and ``sigmas`` (..., K, r) -> (..., K, P)."""
+    offset = points.to(means.dtype)[..., None, :, :] - means[..., :, None, :]
+    return -0.5 * (offset.square() / (EPSILON + sigmas[..., :, None, :])).sum(-1)
 
 
 def ravel(tuples: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
@@ -112,19 +125,57 @@ def duplicates(codes: torch.Tensor) -> torch.Tensor:
 
 
 def normalise(log_weights: torch.Tensor, duplicate: torch.Tensor) -> torch.Tensor:
-    """Zero the duplicates and normalise over the last dimension (the candidates of one
-    tuple): a softmax of the log densities with the duplicates at -inf, which equals
-    ``rho / sum rho`` and cannot underflow to 0 / 0 when every sigma is tiny."""
+    """Zero the duplicates and normalise over the last dimension: a softmax of the log
+    densities with the duplicates at -inf, which equals ``rho / sum rho`` and cannot
+    underflow to 0 / 0 when every sigma is tiny."""
     return torch.softmax(log_weights.masked_fill(duplicate, -math.inf), dim=-1)
 
 
-def candidate_weights(
-    candidates: torch.Tensor, means: torch.Tensor, sigmas: torch.Tensor, sizes: Sequence[int]
+def pooled_weights(
+    points: torch.Tensor, means: torch.Tensor, sigmas: torch.Tensor, sizes: Sequence[int]
 ) -> torch.Tensor:
-    """The density path: normalised, duplicate-free weights ``rho_hat_k(c)`` of the given
-    (fixed) candidates, differentiable in ``means`` and ``sigmas``."""
-    log_density = gaussian_log_densities(candidates, means, sigmas)
-    return normalise(log_density, duplicates(ravel(candidates, sizes)))
+    """The density path: each tuple's densities over the pooled, fixed ``points`` (..., P, r),
+    duplicates across the pool zeroed, normalised over the pool; (..., K, P), differentiable
+    in ``means`` and ``sigmas`` (..., K, r)."""
+    duplicate = duplicates(ravel(points, sizes))[..., None, :]
+    return normalise(log_densities(points, means, sigmas), duplicate)
+
+
+def sample_entries(
+    means: torch.Tensor,
+    sigmas: torch.Tensor,
+    values: torch.Tensor,
+    sizes: Sequence[int],
+    *,
+    training: bool,
+    chunk_size: int = 0,
+    n_global: int = 0,
+    n_local: int = 0,
+    region: int = 4,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sparse matrix ``(points (..., E, r), values (..., E))`` of tuples ``means``,
+    ``sigmas`` (..., k, r) and ``values`` (..., k). In training the candidates of each chunk
+    of ``chunk_size`` consecutive tuples (0: all k) are pooled and each point's value is
+    ``sum_k w_k(point) v_k`` (duplicate points carry 0); at evaluation the rounded tuples
+    carry their values. ``chunk_size`` must divide k (the reference's ``n // chunk_size``)."""
+    if not training:
+        return means.detach().round().long(), values
+    k, r = means.shape[-2:]
+    chunk = chunk_size or k
+    if k % chunk:
+        raise ValueError(f"chunk_size {chunk} does not divide the {k} tuples")
+    size_t = torch.tensor(sizes, dtype=means.dtype, device=means.device)
+    candidates = integer_candidates(means, size_t, n_global, n_local, region)
+    lead = means.shape[:-2]
+    points = candidates.reshape(*lead, k // chunk, -1, r)  # (..., chunks, P, r)
+    weights = pooled_weights(
+        points,
+        means.reshape(*lead, k // chunk, chunk, r),
+        sigmas.reshape(*lead, k // chunk, chunk, r),
+        sizes,
+    )  # (..., chunks, chunk, P)
+    point_values = (weights * values.reshape(*lead, k // chunk, chunk, 1)).sum(-2)
+    return points.flatten(-3, -2), point_values.flatten(-2)
 
 
 def sample_weights(
@@ -137,14 +188,16 @@ def sample_weights(
     n_local: int = 0,
     region: int = 4,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(candidates (..., k, c, r), weights (..., k, c))``: in training the sampled
-    candidates and their normalised densities; at evaluation ``c = 1``, the rounded tuple
-    with weight 1."""
+    """Per-tuple normalisation (chunk size 1), candidates kept apart per tuple:
+    ``(candidates (..., k, c, r), weights (..., k, c))``, each tuple's weights summing to 1;
+    at evaluation ``c = 1``, the rounded tuple with weight 1. Used where each tuple has an
+    output of its own (the attention glimpses, the reference's chunk size 1)."""
     if not training:
         return means.detach().round().long()[..., None, :], torch.ones_like(means[..., :1])
     size_t = torch.tensor(sizes, dtype=means.dtype, device=means.device)
     candidates = integer_candidates(means, size_t, n_global, n_local, region)
-    return candidates, candidate_weights(candidates, means, sigmas, sizes)
+    weights = pooled_weights(candidates, means[..., None, :], sigmas[..., None, :], sizes)
+    return candidates, weights[..., 0, :]
 
 
 CHUNK = 2**14  # entries handled at once by SharedSparseProduct (bounds its temporaries)
@@ -209,20 +262,22 @@ def sparse_product(
 
 class SparseHyperLayer(nn.Module):
     r"""A linear map from ``in_shape`` to ``out_shape`` whose k non-zero entries are learned
-    (Sec. 3): :math:`y_i = \sum_{c:\,c_{out} = i} W_c\, x_{c_{in}}` with
-    :math:`W_c = \sum_k \hat\rho_k(c) v_k` in training and round(p_k) at evaluation.
+    (Sec. 3): :math:`y_i = \sum_{c:\,c_{out} = i} W_c\, x_{c_{in}}` with the pooled
+    :math:`W_c = \sum_k \hat\rho_k(c) v_k` (:func:`sample_entries`) in training and the
+    rounded tuples at evaluation.
 
     The index space has rank ``r = len(out_shape) + len(in_shape)``: 2 for a matrix, more
     for tensors (e.g. ``in_shape = (28, 28)`` and ``out_shape = (10,)`` gives r = 3).
 
     The tuples are free parameters, or, with ``hypernetwork``, computed from the input:
     ``hypernetwork(x) -> (B, k, r + 2)`` raw (mean per dimension, sigma, value) per tuple.
-    With ``fix_values`` every value is 1 (the reference code's option for the identity and
-    permutation tasks, whose entries are all 1; it is also the attention glimpses' setting).
+    With ``fix_values`` every value is 1 (the reference code's ``-F``, used for the identity
+    and permutation tasks, whose entries are all 1). ``chunk_size`` tuples share a pool of
+    candidate points (0: all k, the reference's default; 1: per-tuple normalisation).
 
     >>> torch.manual_seed(0) and None
     >>> layer = SparseHyperLayer((4,), (4,), k=4, n_global=2, n_local=2)
-    >>> layer.entries(torch.zeros(1, 4))[0].shape  # k * (2^2 neighbours + 2 + 2) entries
+    >>> layer.entries(torch.zeros(1, 4))[0].shape  # k * (2^2 neighbours + 2 + 2) pooled points
     torch.Size([32, 2])
     >>> layer.eval().entries(torch.zeros(1, 4))[0].shape  # the k rounded tuples
     torch.Size([4, 2])
@@ -241,6 +296,7 @@ class SparseHyperLayer(nn.Module):
         sigma_scale: float = 0.1,
         min_sigma: float = 0.0,
         fix_values: bool = False,
+        chunk_size: int = 0,
         bias: bool = False,
     ):
         super().__init__()
@@ -249,7 +305,9 @@ class SparseHyperLayer(nn.Module):
         self.k, self.rank = k, len(self.sizes)
         self.n_global, self.n_local, self.region = n_global, n_local, region
         self.sigma_scale, self.min_sigma = sigma_scale, min_sigma
-        self.fix_values = fix_values
+        self.fix_values, self.chunk_size = fix_values, chunk_size
+        if chunk_size < 0 or (chunk_size and k % chunk_size):
+            raise ValueError(f"chunk_size {chunk_size} must divide k = {k} (0: one chunk)")
         self.hypernetwork = hypernetwork
         if hypernetwork is None:
             self.raw = nn.Parameter(torch.randn(k, self.rank + 2))
@@ -269,17 +327,17 @@ class SparseHyperLayer(nn.Module):
     def entries(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The sparse matrix: integer tuples (.., E, r) and their values (.., E)."""
         means, sigmas, values = self.tuples(x)
-        candidates, weights = sample_weights(
+        return sample_entries(
             means,
             sigmas,
+            values,
             self.sizes,
             training=self.training,
+            chunk_size=self.chunk_size,
             n_global=self.n_global,
             n_local=self.n_local,
             region=self.region,
         )
-        entries = weights * values[..., None]
-        return candidates.flatten(-3, -2), entries.flatten(-2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]

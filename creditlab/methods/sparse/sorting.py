@@ -7,18 +7,21 @@ each key with its bucket's median (the pivot: the mean of the two middle keys, a
 reference code), and moves it to the lower or upper part of its bucket, keeping the order
 otherwise (a stable partition: a "half-permutation"). The choice of side is the tuple to
 learn: in training the comparison is soft, ``o = sigmoid((key - pivot) * certainty)``, and the
-candidates are the rounded choice vector plus ``additional`` vectors sampled from
-Bernoulli(o) (the reference samples "offsets"; sampling them from o itself is this
-implementation's reading), each weighted by its likelihood ``prod o^c (1 - o)^(1 - c)``,
+candidates are the rounded choice vector plus ``additional`` vectors drawn as uniformly random
+*balanced* half-splits of every bucket (half its elements 0, half 1: the reference's
+``util.sample_offsets``; ``sampling="bernoulli"`` draws them from Bernoulli(o) instead, this
+module's earlier reading), each weighted by its likelihood ``prod o^c (1 - o)^(1 - c)``,
 duplicates zeroed and normalised (:func:`hyperlayer.normalise`). The permutation matrices of
 the candidates, weighted, move both the images and the keys (:func:`hyperlayer.sparse_product`).
 At test the comparison is hard and only the rounded choice is used.
 
-The loss compares the (softly) permuted images after every layer with the target of that
-layer: the input split by the *true* ranks the same number of times (the order is all the
-supervision). The reference code instead un-splits the sorted target with the model's own
-offsets; the targets here do not depend on the model, which is what "compares the sorted
-images with the target order at every layer" most plausibly means.
+The loss (``loss="plain"``, the reference's default ``--loss plain`` in
+``mnistsort.experiment.py``): the binary cross-entropy between the final sorted images and the
+images in the true order, pixels clamped to [0, 1] (the reference's ``util.xent``).
+``loss="layers"`` (this module's earlier choice) compares the images after every layer with
+that layer's target, the input split by the *true* ranks the same number of times (the
+reference's per-layer variant un-splits the sorted target with the model's own offsets
+instead).
 
 A sequence whose length is not a power of two is padded with blank images whose keys exceed
 every real key (so they stay at the end).
@@ -27,6 +30,7 @@ every real key (so they stay at the end).
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +66,23 @@ def bucket_pivots(keys: torch.Tensor, buckets: int) -> torch.Tensor:
     return middle.expand(-1, -1, s).reshape(b, n)
 
 
+Sampling = Literal["balanced", "bernoulli"]
+
+
+def balanced_choices(b: int, additional: int, n: int, buckets: int) -> torch.Tensor:
+    """``additional`` choice vectors per sequence (b, additional, n), each a uniformly random
+    balanced half-split of every bucket: half of each bucket's elements 1, in a random
+    arrangement (the reference's ``util.sample_offsets``).
+
+    >>> c = balanced_choices(2, 3, 8, 2)
+    >>> c.view(2, 3, 2, 4).sum(-1).unique().tolist()
+    [2.0]
+    """
+    size = n // buckets
+    rank = torch.rand(b, additional, buckets, size).argsort(-1).argsort(-1)
+    return (rank >= size // 2).float().flatten(-2)
+
+
 def split(
     x: torch.Tensor,
     keys: torch.Tensor,
@@ -70,6 +91,7 @@ def split(
     certainty: float,
     additional: int,
     training: bool,
+    sampling: Sampling = "balanced",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One half-permutation layer at ``depth`` applied to ``x`` (B, N, D) and ``keys`` (B, N)."""
     b, n = keys.shape
@@ -77,9 +99,11 @@ def split(
     logits = (keys - bucket_pivots(keys, buckets)) * certainty
     choices = (logits > 0).float()[:, None]  # the rounded choice vector
     if training and additional > 0:
-        sampled = torch.bernoulli(
-            torch.sigmoid(logits.detach())[:, None].expand(-1, additional, -1)
-        )
+        if sampling == "balanced":
+            sampled = balanced_choices(b, additional, n, buckets).to(keys.device)
+        else:
+            probs = torch.sigmoid(logits.detach())[:, None].expand(-1, additional, -1)
+            sampled = torch.bernoulli(probs)
         choices = torch.cat([choices, sampled], 1)
     m = choices.shape[1]
     if training:
@@ -98,7 +122,13 @@ def split(
 
 
 def quicksort(
-    x: torch.Tensor, keys: torch.Tensor, *, certainty: float, additional: int, training: bool
+    x: torch.Tensor,
+    keys: torch.Tensor,
+    *,
+    certainty: float,
+    additional: int,
+    training: bool,
+    sampling: Sampling = "balanced",
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """All ``log2(N)`` split layers: the images after each layer and the final keys. ``N``
     must be a power of two (see :func:`pad`)."""
@@ -107,7 +137,10 @@ def quicksort(
     assert 2**depth == n, f"quicksort needs a power-of-two length, got {n}"
     outputs = []
     for d in range(depth):
-        x, keys = split(x, keys, d, certainty=certainty, additional=additional, training=training)
+        x, keys = split(
+            x, keys, d, certainty=certainty, additional=additional, training=training,
+            sampling=sampling,
+        )  # fmt: skip
         outputs.append(x)
     return outputs, keys
 
@@ -124,16 +157,36 @@ def pad(x: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return torch.cat([x, x.new_zeros(b, extra, x.shape[2])], 1), torch.cat([keys, pad_keys], 1)
 
 
+def binary_cross_entropy(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Elementwise BCE with both sides clamped to [0, 1] and 1e-10 inside the logs (the
+    reference's ``util.xent``)."""
+    out, target = out.clamp(0, 1), target.clamp(0, 1)
+    return -target * (out + 1e-10).log() - (1 - target) * (1 - out + 1e-10).log()
+
+
 def quicksort_loss(
-    x: torch.Tensor, keys: torch.Tensor, ranks: torch.Tensor, certainty: float, additional: int
+    x: torch.Tensor,
+    keys: torch.Tensor,
+    ranks: torch.Tensor,
+    certainty: float,
+    additional: int,
+    *,
+    loss: Literal["plain", "layers"] = "plain",
+    sampling: Sampling = "balanced",
 ) -> torch.Tensor:
-    """Mean over layers of the squared error between the permuted images and that layer's
-    target (the input split by the true ranks); ``x`` (B, n, D), ``ranks`` (B, n)."""
+    """The training loss of the quicksort; ``x`` (B, n, D), ``ranks`` (B, n) the true ranks.
+    ``plain``: BCE of the final output against the images in the true order (the
+    reference's default); ``layers``: mean over layers of the squared error against each
+    layer's target (the input split by the true ranks)."""
     x, keys = pad(x, keys)
     _, true_keys = pad(x[:, : ranks.shape[1]], ranks.to(keys.dtype))
-    outputs, _ = quicksort(x, keys, certainty=certainty, additional=additional, training=True)
+    outputs, _ = quicksort(
+        x, keys, certainty=certainty, additional=additional, training=True, sampling=sampling
+    )
     with torch.no_grad():
         targets, _ = quicksort(x, true_keys, certainty=1.0, additional=0, training=False)
+    if loss == "plain":
+        return binary_cross_entropy(outputs[-1], targets[-1]).mean()
     return torch.stack([F.mse_loss(o, t) for o, t in zip(outputs, targets, strict=True)]).mean()
 
 

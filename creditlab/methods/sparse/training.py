@@ -162,7 +162,13 @@ def train_sorting(
             keys = sort_keys(net, images)
             if method == "quicksort":
                 losses[method] = quicksort_loss(
-                    images.flatten(2), keys, ranks, cfg.certainty, cfg.additional
+                    images.flatten(2),
+                    keys,
+                    ranks,
+                    cfg.certainty,
+                    cfg.additional,
+                    loss=cfg.loss,
+                    sampling=cfg.sampling,
                 )
             else:
                 losses[method] = neuralsort_loss(keys, values, cfg.tau)
