@@ -9,16 +9,20 @@ importance-weighted NLL of a validation subset) and its best-validation state is
 
 Scales: ``paper`` is the paper's protocol (200 latents as 100 + 100, 10^6 iterations, the
 piecewise learning-rate schedule, K = 4000 importance samples, AIS for both partition
-functions); ``quick`` splits 60 latents as 12 + 48 so that ``log Z_p``, ``log Z_q`` and exact
-posterior samples come from enumerating the 2^12 states of the small side, and trains for a
-few thousand iterations; ``smoke`` proves the code path in seconds.
+functions, PCD for the prior's log Z gradient); ``quick`` keeps the reference's equal groups
+at 12 + 12 latents, so that ``log Z_p``, its gradient, ``log Z_q`` and exact posterior samples
+come from enumerating 2^12 states, and trains for 3,000 iterations; ``smoke`` proves the code
+path in seconds.
 
-Logged: ``objective_<posterior>`` (the training loss with the PCD surrogate for ``log Z_p``;
-the RBM posterior's also lacks its ``log Z_q(x)``, so these are not comparable across
-posteriors), ``c_kl``, ``lr`` and ``valid_nll_<posterior>`` (comparable: the importance-weighted
-NLL with exact or AIS partition functions). The paper's tables could not
-be retrieved here (spec), so no paper figure is declared; the claim tested is the ordering
-``test_nll_rbm_posterior < test_nll_factorial, test_nll_directed``.
+Logged: ``objective_<posterior>`` (the training loss: with the exact ``log Z_p`` when the prior
+is enumerable, else with the PCD surrogate; the RBM posteriors' also lack their ``log Z_q(x)``,
+so these are not comparable across posteriors), ``c_kl``, ``lr`` and ``valid_nll_<posterior>``
+(comparable: the importance-weighted NLL with exact or AIS partition functions). The paper's
+tables could not be retrieved here (spec), so no paper figure is declared; the claim tested is
+the ordering ``test_nll_rbm_posterior < test_nll_factorial, test_nll_directed``;
+``rbm_uncoupled`` (the RBM posterior with J = 0) is a control. Every modelling choice
+defaults to the reference code's (``rickyHong/Quadrant-qupa-repl``); the table is in
+docs/dvae.md.
 """
 
 from __future__ import annotations
@@ -29,7 +33,14 @@ from typing import Literal
 from creditlab import data
 from creditlab.errors import UserError
 from creditlab.methods.dvae.figures import draw_figures
-from creditlab.methods.dvae.model import PosteriorKind
+from creditlab.methods.dvae.model import PosteriorKind, PriorGradient
+from creditlab.methods.dvae.posteriors import (
+    ChainState,
+    CouplingFan,
+    DirectedEncoder,
+    FactorialKL,
+    Init,
+)
 from creditlab.methods.dvae.rbm import enumerable
 from creditlab.methods.dvae.relax import Relaxation
 from creditlab.methods.dvae.training import build_models, spread_subset, test, train
@@ -48,8 +59,14 @@ PAPER = (
 class BmnistConfig:
     dataset: Literal["binarized_mnist"] = "binarized_mnist"
     """data set: statically binarized MNIST, 50k train / 10k valid / 10k test"""
-    posteriors: tuple[PosteriorKind, ...] = ("rbm_posterior", "factorial", "directed")
-    """posterior families trained side by side (same prior, decoder and budget)"""
+    posteriors: tuple[PosteriorKind, ...] = (
+        "rbm_posterior",
+        "rbm_uncoupled",
+        "factorial",
+        "directed",
+    )
+    """posterior families trained side by side (same prior, decoder and budget);
+    rbm_uncoupled is the RBM posterior with J = 0 (a control, not in the paper)"""
     latents: tuple[int, ...] = (100, 100)
     """sizes (n1, n2) of the two latent groups: the bipartite sides of the prior and the RBM
     posterior, and the two groups of the directed posterior"""
@@ -80,11 +97,35 @@ class BmnistConfig:
     beta: float = 4.0
     """sharpness of the relaxation (PWL slope scale; inverse temperature for concrete)"""
     coupling_scale: float = 1.5
-    """posterior couplings J = coupling_scale * BN(raw) / sqrt(n1)"""
+    """posterior couplings J = coupling_scale * BN(raw) / sqrt(fan) (reference: 1.5)"""
+    coupling_fan: CouplingFan = "larger"
+    """fan of that scaling: larger = max(n1, n2) (the reference's sqrt(n1) with its equal
+    groups, keeping each unit's field spread when the groups differ), n1 = sqrt(n1) literally"""
+    chain_state: ChainState = "before_relaxed"
+    """what the posterior's persistent chains keep: the hard z1 before the relaxed sweep (the
+    reference) or the hard state behind the relaxed sweep (after_relaxed)"""
+    factorial_kl: FactorialKL = "exact"
+    """factorial posterior's cross-entropy E_q[E_p]: exact (energy at the means, the
+    reference) or rao_blackwell (at [sigmoid(a1), zeta2], as the RBM posterior)"""
+    directed_encoder: DirectedEncoder = "shared_linear"
+    """directed posterior: one shared feature MLP with a linear head per group on
+    [features, zeta_<i] (the reference) or two_mlps (one full MLP per group)"""
+    bn_eps: float = 1e-2
+    """epsilon of every batch norm (reference 1e-2)"""
+    bn_momentum: float = 0.01
+    """batch-norm running-average momentum, PyTorch convention (TensorFlow's 0.99)"""
+    init: Init = "he"
+    """linear-layer initialisation: he (the reference's variance scaling) or torch"""
+    decay_bn_scales: bool = True
+    """apply the weight decay to the networks' batch-norm gains too (the reference)"""
+    prior_gradient: PriorGradient = "exact"
+    """gradient of log Z_p: exact by enumeration when the smaller side has at most
+    exact_max_units units, else PCD (the reference: population annealing); or always pcd"""
     prior_chains: int = 1000
-    """persistent chains of the prior (PCD) for the gradient of log Z_p"""
-    prior_sweeps: int = 10
-    """block-Gibbs sweeps of the prior's chains per iteration"""
+    """persistent chains of the prior (PCD) for the gradient of log Z_p (reference: 1000
+    samples)"""
+    prior_sweeps: int = 40
+    """block-Gibbs sweeps of the prior's chains per iteration (reference: 40)"""
     n_train: int = 0
     """use only the first n_train training images (0: all 50,000)"""
     eval_every: int = 20000
@@ -135,7 +176,7 @@ def _check(cfg: BmnistConfig) -> None:
     paper_title=PAPER,
     scales={
         "smoke": {
-            "latents": (4, 8),
+            "latents": (4, 4),
             "hidden": (64,),
             "iterations": 120,
             "n_train": 2000,
@@ -153,9 +194,8 @@ def _check(cfg: BmnistConfig) -> None:
             "log_every": 20,
         },
         "quick": {
-            "latents": (12, 48),
+            "latents": (12, 12),
             "iterations": 3000,
-            "prior_sweeps": 2,
             "eval_every": 500,
             "n_valid": 1000,
             "valid_samples": 50,

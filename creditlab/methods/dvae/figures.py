@@ -21,7 +21,12 @@ from creditlab.methods.dvae.model import DVAE, posterior_structure
 from creditlab.methods.dvae.training import spread_subset
 from creditlab.plots import DPI, line_plot
 
-LABELS = {"rbm_posterior": "RBM posterior", "factorial": "factorial", "directed": "directed"}
+LABELS = {
+    "rbm_posterior": "RBM posterior",
+    "rbm_uncoupled": "RBM posterior, J = 0",
+    "factorial": "factorial",
+    "directed": "directed",
+}
 
 
 def _tile(images: np.ndarray, columns: int) -> np.ndarray:

@@ -10,10 +10,12 @@ device of the gradient estimator only: the model, and the test likelihood, are o
 
     loss = -log p(x | zeta) + c_KL * KL,
     KL   = E_p(zeta_mf) + logZ_sur + log q(zeta_mf)      (RBM: log q = -E_q, params detached)
-    KL   = E_p(zeta_mf) + logZ_sur - H(q)                (factorial, directed: H in closed form)
+    KL   = E_p(zeta_mf) + logZ_sur - H(q)                (directed: H in closed form)
+    KL   = E_p(sigmoid(a)) + logZ_sur - H(q)             (factorial: exact, see FactorialPosterior)
 
-``logZ_sur`` is the prior's PCD surrogate, whose gradient is ``grad log Z_p``; ``c_KL`` rises
-linearly from 0 to 1 over the first ``kl_warmup`` fraction of the iterations.
+``logZ_sur`` is the prior's exact ``log Z_p`` (small priors) or its PCD surrogate, whose
+gradient is ``grad log Z_p``; ``c_KL`` rises linearly from 0 to 1 over the first ``kl_warmup``
+fraction of the iterations.
 
 **Importance-weighted bound** (``k > 1``)::
 
@@ -52,8 +54,14 @@ from torch.nn import functional as F
 
 from creditlab.methods.dvae.posteriors import (
     MLP,
+    REFERENCE_NETS,
+    ChainState,
+    CouplingFan,
+    DirectedEncoder,
     DirectedPosterior,
+    FactorialKL,
     FactorialPosterior,
+    NetOptions,
     Posterior,
     RBMPosterior,
 )
@@ -61,15 +69,25 @@ from creditlab.methods.dvae.rbm import RBMPrior
 from creditlab.methods.dvae.relax import Relaxation
 
 Tensor = torch.Tensor
-PosteriorKind = Literal["rbm_posterior", "factorial", "directed"]
+PosteriorKind = Literal["rbm_posterior", "rbm_uncoupled", "factorial", "directed"]
+"""``rbm_uncoupled`` is the RBM posterior with its couplings switched off (``J = 0``): a
+factorial posterior trained through the RBM machinery (persistent chains, the relaxed sweep,
+the detached-energy entropy), the control that separates what the couplings buy"""
+PriorGradient = Literal["exact", "pcd"]
 
 
 class Decoder(nn.Module):
     """``p(x | z)``: Bernoulli logits from an MLP, offset by the logit of the pixel means."""
 
-    def __init__(self, n_latent: int, hidden: Sequence[int], x_mean: Tensor):
+    def __init__(
+        self,
+        n_latent: int,
+        hidden: Sequence[int],
+        x_mean: Tensor,
+        options: NetOptions = REFERENCE_NETS,
+    ):
         super().__init__()
-        self.net = MLP(n_latent, hidden, x_mean.numel())
+        self.net = MLP(n_latent, hidden, x_mean.numel(), options)
         offset = torch.logit(x_mean.clamp(1e-3, 1 - 1e-3))
         self.register_buffer("offset", offset.reshape(-1))
 
@@ -96,12 +114,17 @@ class DVAE(nn.Module):
         hidden: Sequence[int] = (200, 200),
         prior_chains: int = 1000,
         prior_sweeps: int = 10,
+        prior_gradient: PriorGradient = "exact",
+        exact_max_units: int = 14,
+        options: NetOptions = REFERENCE_NETS,
+        decay_bn_scales: bool = True,
     ):
         super().__init__()
         n1, n2 = posterior.n1, posterior.n2
         self.posterior = posterior
-        self.prior = RBMPrior(n1, n2, prior_chains, prior_sweeps)
-        self.decoder = Decoder(n1 + n2, hidden, x_mean)
+        self.prior = RBMPrior(n1, n2, prior_chains, prior_sweeps, prior_gradient, exact_max_units)
+        self.decoder = Decoder(n1 + n2, hidden, x_mean, options)
+        self.decay_bn_scales = decay_bn_scales
         self.register_buffer("x_mean", x_mean.reshape(-1))
 
     def centred(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -118,7 +141,8 @@ class DVAE(nn.Module):
         log_z = self.prior.log_partition_surrogate()
         if k == 1:
             log_px = self.decoder.log_likelihood(x, sample.zeta)  # (B, 1)
-            energy_p = self.prior.energy(sample.zeta_mf)  # (B, 1)
+            at = sample.zeta_mf if sample.zeta_ce is None else sample.zeta_ce
+            energy_p = self.prior.energy(at)  # (B, 1)
             log_q = self.posterior.neg_entropy(sample)
             if log_q is None:
                 log_q = self.posterior.log_q(sample.zeta_mf, sample)[:, 0]
@@ -159,8 +183,14 @@ class DVAE(nn.Module):
         return torch.logsumexp(log_w, -1) - math.log(samples)
 
     def weights(self) -> list[Tensor]:
-        """The weight matrices the L2 penalty applies to (linear layers and the prior's W)."""
+        """What the L2 penalty applies to: the linear layers' weight matrices, the prior's W
+        and, with ``decay_bn_scales``, the gains of the networks' batch norms (the reference's
+        ``nets.py`` decays every ``kernel`` and ``gamma`` of a network; the RBM posterior's
+        coupling batch norm lives outside the network scope there and is not decayed)."""
         mats = [m.weight for m in self.modules() if isinstance(m, nn.Linear)]
+        if self.decay_bn_scales:
+            nets = [m for m in self.modules() if isinstance(m, MLP)]
+            mats += [bn.weight for net in nets for bn in net.norms]
         return [*mats, self.prior.W]
 
 
@@ -203,21 +233,44 @@ def build(
     coupling_scale: float = 1.5,
     prior_chains: int = 1000,
     prior_sweeps: int = 10,
+    *,
+    coupling_fan: CouplingFan = "larger",
+    chain_state: ChainState = "before_relaxed",
+    factorial_kl: FactorialKL = "exact",
+    directed_encoder: DirectedEncoder = "shared_linear",
+    prior_gradient: PriorGradient = "exact",
+    exact_max_units: int = 14,
+    options: NetOptions = REFERENCE_NETS,
+    decay_bn_scales: bool = True,
 ) -> DVAE:
-    """A DVAE with the ``kind`` posterior; the prior and decoder are the same for every kind."""
+    """A DVAE with the ``kind`` posterior; the prior and decoder are the same for every kind.
+    The keyword-only settings default to the reference's choices (see docs/dvae.md)."""
     n1, n2 = latents
     d = x_mean.numel()
-    if kind == "rbm_posterior":
+    if kind in ("rbm_posterior", "rbm_uncoupled"):
+        scale = coupling_scale if kind == "rbm_posterior" else 0.0
         posterior: Posterior = RBMPosterior(
-            d, n1, n2, hidden, examples, k, sweeps, relax, beta, coupling_scale
-        )
+            d, n1, n2, hidden, examples, k, sweeps, relax, beta, scale,
+            coupling_fan, chain_state, options,
+        )  # fmt: skip
+        posterior.kind = kind
     elif kind == "factorial":
-        posterior = FactorialPosterior(d, n1, n2, hidden, relax, beta)
+        posterior = FactorialPosterior(d, n1, n2, hidden, relax, beta, factorial_kl, options)
     elif kind == "directed":
-        posterior = DirectedPosterior(d, n1, n2, hidden, relax, beta)
+        posterior = DirectedPosterior(d, n1, n2, hidden, relax, beta, directed_encoder, options)
     else:
         raise ValueError(f"unknown posterior {kind!r}")
-    return DVAE(posterior, x_mean, hidden, prior_chains, prior_sweeps)
+    return DVAE(
+        posterior,
+        x_mean,
+        hidden,
+        prior_chains,
+        prior_sweeps,
+        prior_gradient,
+        exact_max_units,
+        options,
+        decay_bn_scales,
+    )
 
 
 # --- the multi-modality of a posterior -------------------------------------------------------

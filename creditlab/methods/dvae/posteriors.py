@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -33,13 +33,62 @@ from creditlab.methods.dvae import rbm
 from creditlab.methods.dvae.relax import Relaxation, relaxation
 
 Tensor = torch.Tensor
+CouplingFan = Literal["larger", "n1"]
+ChainState = Literal["before_relaxed", "after_relaxed"]
+CHAIN_STATES = ("before_relaxed", "after_relaxed")
+FactorialKL = Literal["exact", "rao_blackwell"]
+DirectedEncoder = Literal["shared_linear", "two_mlps"]
+
+
+Init = Literal["he", "torch"]
+"""initialisation of the linear layers: ``he`` (the reference's variance-scaling initialiser:
+truncated normal, fan-in, factor 2, zero biases; ``nets.py``) or ``torch`` (PyTorch's default)"""
+
+
+@dataclass(frozen=True)
+class NetOptions:
+    """How every network of the model is built (the reference's choices are the defaults)."""
+
+    bn_eps: float = 1e-2
+    """batch-norm epsilon (reference ``nets.py``, ``rbm_posterior.py``: 1e-2)"""
+    bn_momentum: float = 0.01
+    """batch-norm running-average momentum in PyTorch's convention (new-statistic weight):
+    0.01 is TensorFlow's ``momentum=0.99`` of the reference"""
+    init: Init = "he"
+    """initialisation of the linear layers (see :data:`Init`)"""
+
+
+REFERENCE_NETS = NetOptions()
+"""the reference's network settings"""
+
+
+def he_init_(linear: nn.Linear) -> None:
+    """The reference's ``slim.variance_scaling_initializer()`` (factor 2, fan-in, normal): a
+    normal of std ``sqrt(1.3 * 2 / fan_in)`` truncated at two std (whose std is then about
+    ``sqrt(2 / fan_in)``), and zero biases (``tf.layers.dense``'s default)."""
+    std = math.sqrt(1.3 * 2.0 / linear.in_features)
+    nn.init.trunc_normal_(linear.weight, std=std, a=-2 * std, b=2 * std)
+    nn.init.zeros_(linear.bias)
+
+
+def make_linear(n_in: int, n_out: int, options: NetOptions) -> nn.Linear:
+    linear = nn.Linear(n_in, n_out)
+    if options.init == "he":
+        he_init_(linear)
+    return linear
+
+
+def make_norm(n: int, options: NetOptions) -> nn.BatchNorm1d:
+    return nn.BatchNorm1d(n, eps=options.bn_eps, momentum=options.bn_momentum)
 
 
 class MLP(nn.Module):
     """``n_in -> hidden... -> n_out`` with batch-norm + tanh after every hidden layer (the
-    encoder and decoder of the spec). ``forward(x, detached=True)`` evaluates the same function
-    with every parameter detached and without touching the batch-norm running statistics (for
-    path derivatives); gradients still flow into ``x``.
+    encoder and decoder of the spec; the reference's ``FeedForwardNetwork``, ``nets.py``);
+    ``n_out=None`` stops after the last hidden layer (a feature network).
+    ``forward(x, detached=True)`` evaluates the same function with every parameter detached
+    and without touching the batch-norm running statistics (for path derivatives); gradients
+    still flow into ``x``.
 
     >>> net = MLP(3, (4,), 2)
     >>> x = torch.randn(5, 3)
@@ -47,13 +96,20 @@ class MLP(nn.Module):
     True
     """
 
-    def __init__(self, n_in: int, hidden: Sequence[int], n_out: int):
+    def __init__(
+        self,
+        n_in: int,
+        hidden: Sequence[int],
+        n_out: int | None,
+        options: NetOptions = REFERENCE_NETS,
+    ):
         super().__init__()
-        widths = [n_in, *hidden, n_out]
+        widths = [n_in, *hidden] + ([] if n_out is None else [n_out])
         self.linears = nn.ModuleList(
-            nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)
+            make_linear(a, b, options) for a, b in zip(widths[:-1], widths[1:], strict=True)
         )
-        self.norms = nn.ModuleList(nn.BatchNorm1d(h) for h in hidden)
+        self.norms = nn.ModuleList(make_norm(h, options) for h in hidden)
+        self.n_out = widths[-1]
 
     def forward(self, x: Tensor, detached: bool = False) -> Tensor:
         h = x
@@ -91,6 +147,9 @@ class RelaxedSample:
     """(B, k, n) Rao-Blackwellised sample for the energies of the KL"""
     aux: dict[str, Any] = field(default_factory=dict)
     """whatever log_q and neg_entropy need (logits, detached parameters)"""
+    zeta_ce: Tensor | None = None
+    """(B, k, n) where the ELBO evaluates the prior's energy, when not at ``zeta_mf`` (the
+    factorial posterior's exact cross-entropy: its means)"""
 
 
 def bernoulli_log_prob(z: Tensor, logits: Tensor) -> Tensor:
@@ -141,8 +200,11 @@ class RBMPosterior(Posterior):
     estimator of backpropagation through MCMC updates; spec "Sampling the posterior").
 
     **Parameters from the encoder** (spec, "Model"): the MLP outputs Ising fields ``h1, h2`` and
-    raw couplings; ``J = coupling_scale * BN(raw) / sqrt(n1)`` (batch norm with a learned gain
-    and shift, so ``coupling_scale`` sets the initial scale) and the map to {0,1} variables is
+    raw couplings; ``J = coupling_scale * BN(raw) / sqrt(fan)`` (batch norm with a learned gain
+    and shift, so ``coupling_scale`` sets the initial scale; the reference's ``rbm_posterior.py``
+    divides by ``sqrt(n1)`` with equal groups, ``fan = max(n1, n2)`` under ``coupling_fan =
+    "larger"`` keeps each unit's field at that spread when the groups differ, ``"n1"`` is the
+    literal ``sqrt(n1)``) and the map to {0,1} variables is
 
     .. math:: W_q = 4J,\\quad b_1 = 2(h_1 - \\textstyle\\sum_j J_{ij}),\\quad
               b_2 = 2(h_2 - \\textstyle\\sum_i J_{ij})
@@ -161,9 +223,11 @@ class RBMPosterior(Posterior):
     the gradient splits into ``E_q[grad log q . Kf]``, small when ``Kf`` is nearly constant
     (fast mixing), plus the derivative through the last sweep, which is what backprop computes
     here; the estimate is biased by that truncation and by the relaxation.
-    The chain keeps an exact hard Gibbs state: ``z2 = H(u2 - (1 - sigmoid(a2)))`` and the new
-    ``z1`` is drawn from ``p(z1 | z2)`` of the *hard* ``z2`` with the same noise ``u1``, so the
-    persistent chain is an exact Gibbs chain while ``zeta`` is its relaxation.
+    What the chain stores (``chain_state``): ``"before_relaxed"`` (the reference,
+    ``rbm_posterior.py`` ``general_gibbs``) keeps the hard ``z1`` after the ``sweeps`` hard
+    sweeps; ``"after_relaxed"`` keeps the hard state behind the relaxed sweep:
+    ``z2 = H(u2 - (1 - sigmoid(a2)))`` and the new ``z1`` drawn from ``p(z1 | z2)`` of the
+    *hard* ``z2`` with the same noise ``u1`` (an exact Gibbs chain one sweep further on).
 
     **Entropy**: ``log q(zeta_mf) = -E_q(zeta_mf)`` with the encoder's outputs detached and
     ``log Z_q`` dropped (path derivative; ``E_q[grad log q] = 0``).
@@ -189,18 +253,24 @@ class RBMPosterior(Posterior):
         relax: Relaxation = "pwl",
         beta: float = 4.0,
         coupling_scale: float = 1.5,
+        coupling_fan: CouplingFan = "larger",
+        chain_state: ChainState = "before_relaxed",
+        options: NetOptions = REFERENCE_NETS,
     ):
         super().__init__(n1, n2, relax, beta)
-        self.sweeps, self.coupling_scale = sweeps, coupling_scale
-        self.net = MLP(n_input, hidden, n1 + n2 + n1 * n2)
-        self.coupling_norm = nn.BatchNorm1d(n1 * n2)
+        self.sweeps, self.coupling_scale, self.chain_state = sweeps, coupling_scale, chain_state
+        self.coupling_fan = max(n1, n2) if coupling_fan == "larger" else n1
+        if coupling_fan not in ("larger", "n1") or chain_state not in CHAIN_STATES:
+            raise ValueError(f"unknown coupling_fan {coupling_fan!r} / chain_state {chain_state!r}")
+        self.net = MLP(n_input, hidden, n1 + n2 + n1 * n2, options)
+        self.coupling_norm = make_norm(n1 * n2, options)
         self.register_buffer("chains", torch.rand(examples, k, n1) < 0.5)
 
     def rbm_parameters(self, xc: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``b1 (B, n1), b2 (B, n2), W (B, n1, n2)`` of ``q(z | x)`` (class docstring)."""
         out = self.net(xc)
         h1, h2, raw = out.split([self.n1, self.n2, self.n1 * self.n2], dim=-1)
-        J = self.coupling_scale * self.coupling_norm(raw) / math.sqrt(self.n1)
+        J = self.coupling_scale * self.coupling_norm(raw) / math.sqrt(self.coupling_fan)
         J = J.view(-1, self.n1, self.n2)
         return 2 * (h1 - J.sum(2)), 2 * (h2 - J.sum(1)), 4 * J
 
@@ -212,7 +282,7 @@ class RBMPosterior(Posterior):
         for _ in range(self.sweeps):  # s hard sweeps, without gradient
             z1, _ = rbm.gibbs_sweep(z1, b1, b2, W)
         sweep = rbm.relaxed_sweep(z1, b1, b2, W, self.relax)  # the one sweep with gradient
-        self.chains[index] = sweep.z1.bool()
+        self.chains[index] = (z1 if self.chain_state == "before_relaxed" else sweep.z1).bool()
         zeta = torch.cat([sweep.zeta1, sweep.zeta2], -1)
         zeta_mf = torch.cat([sweep.mean1, sweep.zeta2], -1)
         return RelaxedSample(zeta, zeta_mf, {"params": (b1.detach(), b2.detach(), W.detach())})
@@ -268,8 +338,13 @@ class FactorialPosterior(Posterior):
     """Factorial Bernoulli posterior ``q(z | x) = prod_i Bernoulli(z_i; sigmoid(a_i(x)))`` with
     the same relaxation as the RBM posterior (the DVAE/DVAE# baseline).
 
-    ``zeta_mf = [sigmoid(a1), zeta2]`` mirrors the RBM's Rao-Blackwellisation (the first group
-    at its mean); the entropy is in closed form, ``-H = sum q a - softplus(a)``.
+    The entropy is in closed form, ``-H = sum q a - softplus(a)``. The cross-entropy
+    ``E_q[E_p(z)]`` (``kl``): ``"exact"`` evaluates the multilinear energy at the means,
+    ``E_p(sigmoid(a))``, which for a factorial q *is* the expectation (the reference's
+    ``rbm.py`` ``kl_dist_from_func`` with one group); ``"rao_blackwell"`` evaluates it at
+    ``[sigmoid(a1), zeta2]``, the RBM posterior's one-sided Rao-Blackwellisation (an unbiased but
+    noisy estimate). The importance-weighted bound uses ``zeta_mf = [sigmoid(a1), zeta2]`` in
+    either case (a log-sum-exp of per-sample weights needs samples).
     """
 
     kind = "factorial"
@@ -282,15 +357,21 @@ class FactorialPosterior(Posterior):
         hidden: Sequence[int] = (200, 200),
         relax: Relaxation = "pwl",
         beta: float = 4.0,
+        kl: FactorialKL = "exact",
+        options: NetOptions = REFERENCE_NETS,
     ):
         super().__init__(n1, n2, relax, beta)
-        self.net = MLP(n_input, hidden, n1 + n2)
+        if kl not in ("exact", "rao_blackwell"):
+            raise ValueError(f"unknown factorial kl {kl!r}")
+        self.kl = kl
+        self.net = MLP(n_input, hidden, n1 + n2, options)
 
     def relaxed(self, xc: Tensor, index: Tensor, k: int) -> RelaxedSample:
         a = self.net(xc).unsqueeze(1).expand(-1, k, -1)
         zeta = self.relax(a, torch.rand_like(a))
         zeta_mf = torch.cat([torch.sigmoid(a[..., : self.n1]), zeta[..., self.n1 :]], -1)
-        return RelaxedSample(zeta, zeta_mf, {"logits": a})
+        zeta_ce = torch.sigmoid(a) if self.kl == "exact" else None
+        return RelaxedSample(zeta, zeta_mf, {"logits": a}, zeta_ce)
 
     def log_q(self, zeta_mf: Tensor, sample: RelaxedSample) -> Tensor:
         return bernoulli_log_prob(zeta_mf, sample.aux["logits"].detach())
@@ -324,9 +405,17 @@ class DirectedPosterior(Posterior):
               q(z_1 | x) = \\mathrm{Bern}(\\sigma(a_1(x))),\\quad
               q(z_2 | x, z_1) = \\mathrm{Bern}(\\sigma(a_2([x, z_1])))
 
-    with one MLP per group (the second reads the centred image and the first group's relaxed
-    sample). ``zeta_mf = [zeta1, sigmoid(a2)]`` (the second group at its conditional mean); the
-    entropy term is ``-H(q1) - H(q2 | zeta1)``, in closed form given the sample ``zeta1``.
+    ``encoder = "shared_linear"`` (the reference: ``vae.py`` builds one feature network
+    ``pre_proc`` x - mean_x -> 200 -> 200 with batch-norm + tanh, and ``autoencoder.py``
+    ``SimpleEncoder`` with ``num_det_layers_enc = 0`` puts a *linear* head per group on
+    ``[features, zeta_<i]``)::
+
+        f = MLP(x - mean_x),  a1 = A1 f + c1,  a2 = A2 [f, zeta1] + c2
+
+    ``encoder = "two_mlps"``: one full MLP per group, the second reading ``[x - mean_x, zeta1]``
+    (a stronger baseline than the reference's). ``zeta_mf = [zeta1, sigmoid(a2)]`` (the second
+    group at its conditional mean, as the reference's ``kl_dist_from_func``); the entropy term is
+    ``-H(q1) - H(q2 | zeta1)``, in closed form given the sample ``zeta1``.
     """
 
     kind = "directed"
@@ -339,29 +428,54 @@ class DirectedPosterior(Posterior):
         hidden: Sequence[int] = (200, 200),
         relax: Relaxation = "pwl",
         beta: float = 4.0,
+        encoder: DirectedEncoder = "shared_linear",
+        options: NetOptions = REFERENCE_NETS,
     ):
         super().__init__(n1, n2, relax, beta)
-        self.net1 = MLP(n_input, hidden, n1)
-        self.net2 = MLP(n_input + n1, hidden, n2)
+        self.encoder = encoder
+        if encoder == "shared_linear":
+            self.features = MLP(n_input, hidden, None, options)
+            width = self.features.n_out
+            self.net1 = make_linear(width, n1, options)
+            self.net2 = make_linear(width + n1, n2, options)
+        elif encoder == "two_mlps":
+            self.features = None
+            self.net1 = MLP(n_input, hidden, n1, options)
+            self.net2 = MLP(n_input + n1, hidden, n2, options)
+        else:
+            raise ValueError(f"unknown directed encoder {encoder!r}")
 
-    def _second(self, xc: Tensor, z1: Tensor, detached: bool = False) -> Tensor:
-        """``a2([x, z1])`` for ``z1`` of shape (B, k, n1); returns (B, k, n2)."""
+    def _inputs(self, xc: Tensor) -> Tensor:
+        """What both groups' conditionals read: the shared features, or the centred image."""
+        return xc if self.features is None else self.features(xc)
+
+    def _first(self, h: Tensor) -> Tensor:
+        return self.net1(h)
+
+    def _second(self, h: Tensor, z1: Tensor, detached: bool = False) -> Tensor:
+        """``a2([h, z1])`` for inputs ``h`` (B, d) and ``z1`` (B, k, n1); returns (B, k, n2)."""
         B, k, _ = z1.shape
-        inp = torch.cat([xc.unsqueeze(1).expand(-1, k, -1), z1], -1).reshape(B * k, -1)
-        return self.net2(inp, detached=detached).view(B, k, self.n2)
+        inp = torch.cat([h.unsqueeze(1).expand(-1, k, -1), z1], -1).reshape(B * k, -1)
+        if self.features is None:
+            out = self.net2(inp, detached=detached)
+        else:
+            w, b = self.net2.weight, self.net2.bias
+            out = F.linear(inp, w.detach(), b.detach()) if detached else F.linear(inp, w, b)
+        return out.view(B, k, self.n2)
 
     def relaxed(self, xc: Tensor, index: Tensor, k: int) -> RelaxedSample:
-        a1 = self.net1(xc).unsqueeze(1).expand(-1, k, -1)
+        h = self._inputs(xc)
+        a1 = self._first(h).unsqueeze(1).expand(-1, k, -1)
         zeta1 = self.relax(a1, torch.rand_like(a1))
-        a2 = self._second(xc, zeta1)
+        a2 = self._second(h, zeta1)
         zeta2 = self.relax(a2, torch.rand_like(a2))
         zeta = torch.cat([zeta1, zeta2], -1)
         zeta_mf = torch.cat([zeta1, torch.sigmoid(a2)], -1)
-        return RelaxedSample(zeta, zeta_mf, {"a1": a1, "a2": a2, "xc": xc})
+        return RelaxedSample(zeta, zeta_mf, {"a1": a1, "a2": a2, "h": h})
 
     def log_q(self, zeta_mf: Tensor, sample: RelaxedSample) -> Tensor:
         z1, mu2 = zeta_mf.split([self.n1, self.n2], -1)
-        a2 = self._second(sample.aux["xc"].detach(), z1, detached=True)
+        a2 = self._second(sample.aux["h"].detach(), z1, detached=True)
         return bernoulli_log_prob(z1, sample.aux["a1"].detach()) + bernoulli_log_prob(mu2, a2)
 
     def neg_entropy(self, sample: RelaxedSample) -> Tensor:
@@ -370,20 +484,22 @@ class DirectedPosterior(Posterior):
 
     @torch.no_grad()
     def sample(self, xc: Tensor, n: int, **_: int) -> tuple[Tensor, Tensor]:
-        a1 = self.net1(xc).unsqueeze(1).expand(-1, n, -1)
+        h = self._inputs(xc)
+        a1 = self._first(h).unsqueeze(1).expand(-1, n, -1)
         z1 = rbm.bernoulli(a1)
-        a2 = self._second(xc, z1)
+        a2 = self._second(h, z1)
         z2 = rbm.bernoulli(a2)
         return torch.cat([z1, z2], -1), bernoulli_log_prob(z1, a1) + bernoulli_log_prob(z2, a2)
 
     @torch.no_grad()
     def z1_distribution(self, xc: Tensor) -> dict[str, Tensor]:
-        a1 = self.net1(xc)
+        h = self._inputs(xc)
+        a1 = self._first(h)
         states = rbm.all_states(self.n1, a1)
         B, M = len(xc), len(states)
         log_q1 = bernoulli_log_prob(states, a1[:, None])  # (B, M)
         p = log_q1.exp()
-        a2 = self._second(xc, states.expand(B, M, self.n1))  # (B, M, n2)
+        a2 = self._second(h, states.expand(B, M, self.n1))  # (B, M, n2)
         entropy = -bernoulli_neg_entropy(a1) - (p * bernoulli_neg_entropy(a2)).sum(-1)
         mu2 = (p.unsqueeze(-1) * torch.sigmoid(a2)).sum(1)
         return {

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from creditlab.methods.dvae.model import DVAE, build, evaluate_nll
+from creditlab.methods.dvae.posteriors import NetOptions
 from creditlab.runner import RunContext
 from creditlab.train import epoch_order
 
@@ -73,6 +74,14 @@ def build_models(cfg: Any, ctx: RunContext, x_train: torch.Tensor) -> dict[str, 
                 cfg.coupling_scale,
                 cfg.prior_chains,
                 cfg.prior_sweeps,
+                coupling_fan=cfg.coupling_fan,
+                chain_state=cfg.chain_state,
+                factorial_kl=cfg.factorial_kl,
+                directed_encoder=cfg.directed_encoder,
+                prior_gradient=cfg.prior_gradient,
+                exact_max_units=cfg.exact_max_units,
+                options=NetOptions(cfg.bn_eps, cfg.bn_momentum, cfg.init),
+                decay_bn_scales=cfg.decay_bn_scales,
             ).to(ctx.device)
             for kind in cfg.posteriors
         }
@@ -186,7 +195,8 @@ def test(
 ) -> dict[str, float]:
     """Load each model's best-validation state and measure its test NLL (K =
     ``test_samples``), its prior's ``log Z`` and its timings; with the RBM posterior, its
-    gain over each other posterior."""
+    gain over each other posterior (``nll_gain_over_<other>`` = ``test_nll_<other>`` minus
+    ``test_nll_rbm_posterior``: positive when the RBM posterior is better)."""
     metrics: dict[str, float] = {}
     for kind, m in models.items():
         missing, _ = m.load_state_dict(best[kind]["state"], strict=False)
@@ -205,7 +215,7 @@ def test(
             cfg.iterations / seconds[kind] if seconds[kind] else 0.0
         )
     if "rbm_posterior" in models:
-        for other in ("factorial", "directed"):
+        for other in ("rbm_uncoupled", "factorial", "directed"):
             if other in models:
                 gain = metrics[f"test_nll_{other}"] - metrics["test_nll_rbm_posterior"]
                 metrics[f"nll_gain_over_{other}"] = gain
