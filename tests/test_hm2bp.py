@@ -83,16 +83,55 @@ def test_post_spike_weights_equal_a_direct_loop_and_continue_across_blocks():
     assert torch.equal(torch.cat(parts).transpose(0, 1), whole)
 
 
-def tiny_network(block_elements=2**22, seed=0, thresholds=(3.0, 2.0), bias=0.1):
+def tiny_network(
+    block_elements=2**22, seed=0, thresholds=(3.0, 2.0), bias=0.1, reference=False, lateral=0.0
+):
     g = torch.Generator().manual_seed(seed)
     layers = [Dense((8,), 6, 0.4, g), Dense((6,), 3, 0.5, g)]
     for layer in layers:
         layer.weight = layer.weight.double() + bias  # mostly excitatory: most neurons fire
-    return SpikingNetwork(layers, thresholds, block_elements=block_elements)
+    return SpikingNetwork(
+        layers,
+        thresholds,
+        block_elements=block_elements,
+        reference_timing=reference,
+        lateral=lateral,
+    )
 
 
-def reference_gradients(x, record, weights, thresholds, delta_out, silent_psp):
-    """The spec's backward, one example and one synapse at a time, on explicit S-PSPs."""
+def authors_spsp(pre, post, t_ref=2):
+    """The reference code's S-PSP, written from d_Spiking_accumulate_effect
+    (common/cuBase.cu): pre spikes in [max(1, t_f - 4 tau_m), t_f), shifted by t_ref; the reset
+    clock starts at 1, then at each post spike + t_ref. One example, (n_post, n_pre)."""
+    n_pre, n_post = pre.shape[1], post.shape[1]
+    e = torch.zeros(n_post, n_pre, dtype=torch.float64)
+    c = 1 / (1 - TAU_S / TAU_M)
+    for i in range(n_post):
+        for j in range(n_pre):
+            last, total = 1, 0.0
+            for tf in post[:, i].nonzero().flatten().tolist():
+                for tg in pre[:, j].nonzero().flatten().tolist():
+                    if tg < max(1, tf - 4 * TAU_M) or tg >= tf or tg + t_ref > tf:
+                        continue
+                    s, t = tf - last, tf - (tg + t_ref)
+                    m = min(s, t)
+                    total += (
+                        math.exp(-max(t - s, 0) / TAU_S)
+                        * c
+                        * (math.exp(-m / TAU_M) - math.exp(-m / TAU_S))
+                    )
+                last = tf + t_ref
+            e[i, j] = total
+    return e
+
+
+def reference_gradients(
+    x, record, weights, thresholds, delta_out, silent_psp, authors=False, out_factor=None
+):
+    """The backward, one example and one synapse at a time, on explicit S-PSPs: the spec's,
+    or with ``authors`` the reference code's S-PSP timing and silent side effect
+    0.5 sum_l w_il / nu (g_Spiking_wgrad_sideEffect); ``out_factor`` (batch, n_out) scales the
+    output weight gradient (g_Spiking_wgrad_spiketime's latFac)."""
     inputs = [x, *record.spikes[:-1]]
     grads = [torch.zeros_like(w) for w in weights]
     batch = x.shape[0]
@@ -100,16 +139,21 @@ def reference_gradients(x, record, weights, thresholds, delta_out, silent_psp):
         delta = delta_out[b].tolist()
         for layer in reversed(range(len(weights))):
             w, nu = weights[layer], thresholds[layer]
-            e = explicit_spsp(inputs[layer][b], record.spikes[layer][b])
+            spsp = authors_spsp if authors else explicit_spsp
+            e = spsp(inputs[layer][b], record.spikes[layer][b])
             o = record.counts[layer][b].tolist()
             o_pre = inputs[layer][b].sum(0).tolist()
             n_post, n_pre = w.shape
             for i in range(n_post):
                 psp_sum = sum(w[i, l].item() * e[i, l].item() for l in range(n_pre))
-                side = psp_sum / (nu * o[i]) if o[i] > 0 else 0.5
+                quiet = 0.5 * w[i].sum().item() / nu if authors else 0.5
+                side = psp_sum / (nu * o[i]) if o[i] > 0 else quiet
+                lat = 1.0
+                if out_factor is not None and layer == len(weights) - 1:
+                    lat = out_factor[b, i].item()
                 for j in range(n_pre):
                     e_ij = e[i, j].item() if o[i] > 0 else silent_psp * (o_pre[j] > 0)
-                    grads[layer][i, j] += delta[i] * e_ij * (1 + side)
+                    grads[layer][i, j] += delta[i] * e_ij * (1 + side) * lat
             if layer == 0:
                 break
             nu_pre = thresholds[layer - 1]
@@ -134,7 +178,7 @@ def test_batched_backward_equals_the_per_example_reference(block_elements):
     assert 0.0 in flat and max(flat) > 2  # silent neurons and firing ones both occur
     g = torch.Generator().manual_seed(6)
     delta_out = torch.randn(3, 3, generator=g, dtype=torch.float64)
-    fast = net.gradients(x, record, delta_out, silent_psp=0.1)
+    fast = net.gradients(x, record, delta_out, silent_psp=0.1, silent_side_effect="half")
     slow = reference_gradients(x, record, net.weights, net.thresholds, delta_out, 0.1)
     for f, s in zip(fast, slow, strict=True):
         assert torch.allclose(f, s, rtol=1e-8, atol=1e-10)
@@ -419,3 +463,198 @@ def test_layer_maps_transpose_and_weight_grad_are_the_adjoints_of_forward():
                 (expected,) = torch.autograd.grad((layer.forward(x) * grad_out).sum(), w)
             layer.weight = saved
             assert torch.allclose(layer.weight_grad(grad_out, x).view_as(w), expected)
+
+
+# --- the reference code's choices (issue 28), each against an independent slow reference ----
+
+
+def no_step_zero(trains):
+    trains = trains.clone()
+    trains[:, 0] = False  # the reference never has a spike at step 0 (input or neuron)
+    return trains
+
+
+@pytest.mark.parametrize("block", [400, 7])
+def test_reference_timing_spsp_equals_the_authors_loop(block):
+    pre = no_step_zero(random_trains(2, 140, 5, 0.1, 21))
+    post = no_step_zero(random_trains(2, 140, 4, 0.07, 22))
+    assert post.sum(1).min() >= 3  # resets matter
+    fast = spike_train_psp(pre.double(), post, t_ref=2)
+    slow = torch.stack([authors_spsp(pre[b], post[b]) for b in range(2)])
+    assert slow.abs().max() > 1.0
+    assert torch.allclose(fast, slow, rtol=1e-10, atol=1e-12)
+    exact = spike_train_psp(pre.double(), post)  # the spec's timing differs
+    assert not torch.allclose(exact, slow, rtol=1e-3)
+    # block by block (the output layer's path), the same
+    net = tiny_network(block_elements=block * 2 * 5, reference=True)
+    pairs = net._pair_psp(pre.transpose(0, 1).contiguous(), post.transpose(0, 1).contiguous(),
+                          torch.float64)  # fmt: skip
+    assert torch.allclose(pairs.transpose(0, 1), slow, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("block_elements", [2**22, 40])
+def test_reference_mode_backward_equals_the_authors_per_synapse_loop(block_elements):
+    """Reference timing, silent side effect 0.5 sum w / nu, forced label spikes and the
+    lateral factor, against loops written from the reference's kernels."""
+    from creditlab.methods.hm2bp.output import force_label_spikes, lateral_factor
+
+    net = tiny_network(block_elements, thresholds=(4.0, 3.0), bias=0.3, reference=True, lateral=0.4)
+    x = no_step_zero(random_trains(3, 160, 8, 0.15, 5))
+    record = net.simulate(x)
+    labels = torch.tensor([0, 1, 2])
+    counts_before = record.counts[-1].clone()
+    out_before = record.spikes[-1].clone()
+    flat = [v for c in record.counts for row in c.tolist() for v in row]
+    assert 0.0 in flat and max(flat) > 2
+    assert counts_before[1, 1] == 0  # example 1's label neuron is silent: it is forced
+    assert counts_before[0, 1] == 0  # a silent neuron that is not the label: side effect
+    g = torch.Generator().manual_seed(6)
+    delta_out = torch.randn(3, 3, generator=g, dtype=torch.float64)
+    factor = lateral_factor(out_before, counts_before, labels, 0.4, 3.0, delay=2)
+    slow_factor = authors_lateral_factor(out_before, counts_before, labels, 0.4, 3.0)
+    assert torch.allclose(factor, slow_factor, rtol=1e-10)
+    assert (factor - 1).abs().max() > 1e-3
+    forced = force_label_spikes(record, labels, 20)
+    slow_record = Record([s.clone() for s in record.spikes], [c.clone() for c in record.counts],
+                         record.psp_sums)  # fmt: skip
+    slow_record.spikes[-1] = out_before.clone()
+    slow_record.counts[-1] = counts_before.clone()
+    for b, label in enumerate(labels.tolist()):  # g_modifySpikes, written out
+        if counts_before[b, label] == 0:
+            for t in range(160 // 20, 160, 160 // 20):
+                slow_record.spikes[-1][b, t, label] = True
+            slow_record.counts[-1][b, label] = float(len(range(8, 160, 8)))
+    assert forced.any()
+    assert torch.equal(slow_record.spikes[-1], record.spikes[-1])
+    assert torch.equal(slow_record.counts[-1], record.counts[-1])
+    fast = net.gradients(x, record, delta_out, silent_psp=0.1, forced=forced, out_factor=factor)
+    slow = reference_gradients(
+        x, slow_record, net.weights, net.thresholds, delta_out, 0.1, authors=True,
+        out_factor=slow_factor,
+    )  # fmt: skip
+    for f, s in zip(fast, slow, strict=True):
+        assert torch.allclose(f, s, rtol=1e-8, atol=1e-10)
+
+
+def authors_lateral_factor(out, counts, labels, w0, vth):
+    """g_getLateralFactor_output (layers/Spiking.cu), one (example, neuron) at a time."""
+    batch, _, n = out.shape
+    factor = torch.zeros(batch, n, dtype=torch.float64)
+    for b in range(batch):
+        e = authors_spsp(out[b], out[b])  # e[post, pre]
+        o = counts[b].tolist()
+        y = int(labels[b])
+        for j in range(n):
+            d_j = 1 / vth if o[j] > 0 or j == y else 0.0
+            total = 0.0
+            for l in range(n):
+                if l == j:
+                    continue
+                d_l = 1 / vth if o[l] > 0 or l == y else 0.0
+                r_jl = 1.0 if o[j] == 0 or o[l] == 0 else e[l, j].item() / o[j]
+                r_lj = 1.0 if o[l] == 0 or o[j] == 0 else e[j, l].item() / o[l]
+                total += r_jl * d_l * r_lj * d_j
+            factor[b, j] = 1 / (1 - total * w0 * w0)
+    return factor
+
+
+def test_reference_side_effect_sums_from_the_forward_pass():
+    net = tiny_network(block_elements=50, reference=True)
+    x = no_step_zero(random_trains(2, 200, 8, 0.15, 7))
+    record = net.simulate(x)
+    inputs = [x, record.spikes[0]]
+    for layer, w in enumerate(net.weights):
+        e = torch.stack([authors_spsp(inputs[layer][b], record.spikes[layer][b]) for b in range(2)])
+        assert torch.allclose(record.psp_sums[layer], torch.einsum("il,bil->bi", w, e))
+
+
+def test_fixed_input_trains_are_drawn_once_per_image():
+    from creditlab.methods.hm2bp.learner import fixed_rate_encoder
+
+    images = torch.rand(6, 20) * (torch.rand(6, 20) > 0.3)
+    encode = fixed_rate_encoder(images, (20,), 3000, 2.0, seed=4)
+    a = encode(torch.tensor([3, 1, 5]), None)
+    b = encode(torch.tensor([1, 5]), torch.Generator().manual_seed(9))
+    assert torch.equal(a[1:], b)  # the same trains whatever the batch or generator
+    assert not a[:, 0].any()  # no spike at step 0, as the reference draws steps 1..T-1
+    rate = a[:, 1:].double().mean(1)
+    expected = (images[[3, 1, 5]] / 2.0).double()
+    assert torch.allclose(rate, expected, atol=0.04)  # 2999 draws: 4 standard errors
+    other = fixed_rate_encoder(images, (20,), 3000, 2.0, seed=5)(torch.tensor([3]), None)
+    assert not torch.equal(other[0], a[0])  # another seed, other trains
+
+
+@pytest.mark.genuine_data("mnist")
+def test_reference_initialisation_and_regulariser_defaults():
+    from creditlab.methods.hm2bp.experiments import CnnConfig, MnistConfig, NmnistConfig
+
+    assert MnistConfig().init_w == (1.0, 1.0) and NmnistConfig().init_w == (1.0, 1.0)
+    assert CnnConfig().init_w == (0.5, 0.5, 1.0, 1.0) and CnnConfig().reg_lambda == 0.0
+    assert MnistConfig().lateral_inhibition == 1.0 and MnistConfig().label_spikes
+    layers = __import__("creditlab.methods.hm2bp.network", fromlist=["x"]).dense_layers(
+        784, (800,), 10, MnistConfig().init_w, torch.Generator().manual_seed(0)
+    )
+    for layer in layers:  # uniform in +-1: the extremes are near +-1, the mean near 0
+        w = layer.weight
+        assert w.abs().max() <= 1.0 and w.abs().max() > 0.99
+        assert abs(float(w.mean())) < 0.05 and abs(float(w.abs().mean()) - 0.5) < 0.02
+
+
+def test_lif_resets_with_no_refractory_period():
+    from creditlab.spiking import LIF
+
+    lif = LIF(threshold=1.0, t_ref=0)
+    lif.reset((1, 1), dtype=torch.float64)
+    spikes = lif(torch.full((1, 40, 1), 4.0, dtype=torch.float64))[0, :, 0]
+    # by hand: leak, input of the step before, integrate, fire and reset to 0, no hold
+    v = s = 0.0
+    pending, expected = 0.0, []
+    for _ in range(40):
+        v -= v / TAU_M
+        s = s - s / TAU_S + pending
+        v += s / TAU_S
+        fired = v > 1.0
+        expected.append(fired)
+        v = 0.0 if fired else v
+        pending = 4.0
+    assert spikes.tolist() == expected
+    gaps = torch.diff(spikes.nonzero().flatten())
+    assert int(gaps.min()) == 1  # with no refractory period a neuron can fire on consecutive steps
+
+
+def test_interspike_cv_with_a_spike_at_step_zero_and_unequal_intervals():
+    from creditlab.spiking import interspike_cv
+
+    train = torch.zeros(1, 30, 1, dtype=torch.bool)
+    train[0, [0, 2, 7, 17], 0] = True  # intervals 2, 5, 10
+    isi = torch.tensor([2.0, 5.0, 10.0])
+    assert interspike_cv(train) == pytest.approx(float(isi.std() / isi.mean()), rel=1e-6)
+
+
+def test_learner_gradient_is_the_mean_of_per_example_gradients_with_the_output_delta():
+    net = tiny_network(seed=3, reference=True, lateral=0.3)
+    targets = learner_module.RateTargets(9.0, 1.0, 0.0)
+    learner = HM2BPLearner(net, lambda xb, g: xb, 3, targets=targets)
+    x, y = no_step_zero(random_trains(4, 120, 8, 0.2, 31)), torch.tensor([0, 1, 2, 0])
+    grads, _ = learner.gradient(x, y)
+    singles = [learner.gradient(x[b : b + 1], y[b : b + 1])[0] for b in range(4)]
+    for layer, g in enumerate(grads):
+        mean = sum(s[layer] for s in singles) / 4
+        assert torch.allclose(g, mean, rtol=1e-10, atol=1e-12)  # scale, not only direction
+    # the output delta (o - y)/nu on a hand-made record
+    counts = torch.tensor([[12.0, 0.0, 3.0]], dtype=torch.float64)
+    record = Record([], [counts], [])
+    delta = learner.output_delta(record, torch.tensor([0]))
+    assert delta.tolist() == [[(12 - 9) / 2.0, (0 - 1) / 2.0, (3 - 1) / 2.0]]
+
+
+def test_learning_rate_after_k_epochs():
+    net = tiny_network(seed=3)
+    learner = HM2BPLearner(net, lambda xb, g: xb, 3, lr=0.01, batches_per_epoch=2, silent_psp=0.0)
+    x, y = random_trains(2, 60, 8, 0.2, 41), torch.tensor([0, 1])
+    seen = []
+    for _ in range(7):
+        learner.train_step(x, y)
+        seen.append(learner.optimizer.param_groups[0]["lr"])
+    expected = [0.01 / math.sqrt(k // 2 + 1) for k in range(7)]
+    assert seen == pytest.approx(expected, rel=1e-12)

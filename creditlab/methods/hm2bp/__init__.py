@@ -6,7 +6,10 @@ level of spike-train PSPs (S-PSPs), without backpropagation through time.
 * :mod:`.spsp`: the S-PSP e_{i|j} and its factorisation into contractions over time.
 * :mod:`.loss`: the macro-level rate loss (desired / undesired counts, margin).
 * :mod:`.network`: layers, the simulation, and HM2-BP's backward pass.
-* :mod:`.learner`: HM2-BP on the Learner protocol (Adam, the spec's schedule), rate coding.
+* :mod:`.output`: the reference code's output rules (forced label spikes, lateral factor).
+* :mod:`.learner`: HM2-BP on the Learner protocol (Adam, the spec's schedule), rate coding
+  (fresh, or each image's trains drawn once as the reference).
+* :mod:`.yardstick`: the CNN's non-spiking backprop yardstick.
 * :mod:`.training`: training with :func:`creditlab.train.fit` and the reported measurements.
 * :mod:`.experiments`: ``hm2bp.mnist``, ``hm2bp.mnist_cnn``, ``hm2bp.nmnist``.
 """

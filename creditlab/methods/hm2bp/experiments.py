@@ -31,9 +31,16 @@ import torch
 from creditlab.errors import UserError
 from creditlab.methods.hm2bp import learner as hm2bp_learner
 from creditlab.methods.hm2bp import loss, network
-from creditlab.methods.hm2bp.learner import Encoder, HM2BPLearner, RateTargets, rate_encoder
+from creditlab.methods.hm2bp.learner import (
+    Encoder,
+    HM2BPLearner,
+    RateTargets,
+    fixed_rate_encoder,
+    rate_encoder,
+)
 from creditlab.methods.hm2bp.network import Conv, Dense, Layer, Pool, SpikingNetwork, dense_layers
 from creditlab.methods.hm2bp.training import train_and_measure
+from creditlab.methods.hm2bp.yardstick import yardstick_cnn
 from creditlab.registry import experiment
 from creditlab.runner import RunContext, derive_seed
 from creditlab.spiking import T_REF, TAU_M, TAU_S
@@ -72,10 +79,25 @@ class SpikingConfig(DataConfig):
     """target spike count of the other output neurons"""
     margin: float = loss.MARGIN
     """an output error |o - y| within this is zeroed"""
-    lateral_inhibition: float = 0.0
-    """input sent to every other output neuron per output spike, negated (0: off)"""
+    lateral_inhibition: float = 1.0
+    """input sent to every other output neuron per output spike, negated (0: off; the
+    reference's LOCAL_INHIBITION, localInbStrength 1)"""
+    lateral_gradient: bool = True
+    """multiply the output weight gradient by the reference's lateral factor (off: the
+    inhibition acts in the forward pass only)"""
+    label_spikes: bool = True
+    """give a silent label neuron regular spikes after its error is computed (the reference's
+    g_modifySpikes)"""
+    fixed_input: bool = True
+    """draw each image's input trains once and reuse them (the reference); off: fresh trains
+    every step"""
+    reference_timing: bool = True
+    """the reference's S-PSP timing (presynaptic spikes delayed by t_ref, reset clock at the
+    previous post spike + t_ref); off: the spec's"""
     side_effect: bool = True
     """include the side-effect factor (1 + S_i) in the weight gradient"""
+    silent_side_effect: Literal["reference", "half"] = "reference"
+    """a silent neuron's side effect: 0.5 sum_l w_il / nu (reference) or 0.5"""
     silent_psp: float = network.SILENT_PSP
     """S-PSP used for a silent neuron's fired inputs in its weight gradient (reference: 0.1)"""
     reg_lambda: float = hm2bp_learner.REG_LAMBDA
@@ -110,8 +132,8 @@ class MnistConfig(SpikingConfig):
     """hidden layer widths"""
     thresholds: tuple[float, ...] = (20.0, 8.0)
     """firing threshold nu of each layer (hidden..., output)"""
-    init_w: tuple[float, ...] = (0.5, 1.0)
-    """weights start uniform in +-init_w, one value per layer"""
+    init_w: tuple[float, ...] = (1.0, 1.0)
+    """weights start uniform in +-init_w, one value per layer (the reference's initW)"""
 
 
 @dataclass
@@ -124,8 +146,12 @@ class CnnConfig(SpikingConfig):
     """thresholds of conv1, pool1, conv2, pool2, dense, output"""
     pool_weight: float = 1.0
     """fixed weight of every synapse of a pooling neuron"""
-    init_w: tuple[float, ...] = (0.5, 0.3, 0.3, 1.0)
-    """weights of conv1, conv2, dense, output start uniform in +-init_w"""
+    init_w: tuple[float, ...] = (0.5, 0.5, 1.0, 1.0)
+    """weights of conv1, conv2, dense, output start uniform in +-init_w (the reference's)"""
+    reg_lambda: float = 0.0
+    """lambda of the weight regulariser (the reference CNN's LAMBDA_REG is commented out)"""
+    yardstick: bool = True
+    """also train a same-size non-spiking CNN by backprop on the same images and epochs"""
 
 
 @dataclass
@@ -140,8 +166,10 @@ class NmnistConfig(SpikingConfig):
     """hidden layer widths"""
     thresholds: tuple[float, ...] = (15.0, 15.0)
     """firing threshold nu of each layer (hidden..., output)"""
-    init_w: tuple[float, ...] = (0.5, 1.0)
-    """weights start uniform in +-init_w, one value per layer"""
+    init_w: tuple[float, ...] = (1.0, 1.0)
+    """weights start uniform in +-init_w, one value per layer (the reference's initW)"""
+    fixed_input: bool = True
+    """(N-MNIST: the recorded events are the input; no draws)"""
     reg_beta: float = 0.01
     """beta of the weight regulariser (the reference's N-MNIST setting)"""
 
@@ -164,6 +192,7 @@ def _learner(
         cfg.t_ref,
         lateral=cfg.lateral_inhibition,
         block_elements=cfg.block_elements,
+        reference_timing=cfg.reference_timing,
     ).to(ctx.device)
     return HM2BPLearner(
         net,
@@ -174,6 +203,9 @@ def _learner(
         targets=RateTargets(cfg.desired, cfg.undesired, cfg.margin),
         side_effect=cfg.side_effect,
         silent_psp=cfg.silent_psp,
+        silent_side_effect=cfg.silent_side_effect,
+        label_spikes=cfg.label_spikes,
+        lateral_gradient=cfg.lateral_gradient,
         reg_lambda=cfg.reg_lambda,
         reg_beta=cfg.reg_beta,
         weight_limit=cfg.weight_limit,
@@ -210,6 +242,24 @@ def _image_tensors(cfg: SpikingConfig, ctx: RunContext) -> tuple[torch.Tensor, .
     return x_train, y_train, x_test, y_test
 
 
+def _encoded(
+    cfg: SpikingConfig, ctx: RunContext, tensors: tuple[torch.Tensor, ...], shape: tuple
+) -> tuple[Encoder, tuple[torch.Tensor, ...]]:
+    """The encoder and the training tensors: with ``fixed_input`` the samples become indices
+    into the images (train then test) and each image's trains are drawn once (the
+    reference's); else fresh Bernoulli trains every step."""
+    x_train, y_train, x_test, y_test = tensors
+    if not cfg.fixed_input:
+        return rate_encoder(shape, cfg.n_steps, cfg.input_scale), tensors
+    images = torch.cat([x_train, x_test])
+    encode = fixed_rate_encoder(
+        images, shape, cfg.n_steps, cfg.input_scale, derive_seed(ctx.seed, "input")
+    )
+    n = len(x_train)
+    index = torch.arange(len(images), device=images.device)
+    return encode, (index[:n], y_train, index[n:], y_test)
+
+
 MNIST_PAPER = {
     "test_accuracy": (0.9893, f"{LOGS}, 784-800-10 MLP", "mnist60k"),
     "test_accuracy_st_rsbp_reference": (0.9013, ST_RSBP, "fashion_mnist"),
@@ -230,6 +280,7 @@ MNIST_PAPER = {
             "undesired": 1.0,
             "margin": 1.0,
             "thresholds": (5.0, 3.0),
+            "lateral_inhibition": 0.375,
             "epochs": 2,
             "n_train": 400,
             "n_test": 200,
@@ -257,7 +308,7 @@ def mnist(cfg: MnistConfig, ctx: RunContext) -> dict[str, float]:
     generator = ctx.generator()
     n_in = tensors[0][0].numel()
     layers = dense_layers(n_in, cfg.hidden, 10, cfg.init_w, generator)
-    encode = rate_encoder((n_in,), cfg.n_steps, cfg.input_scale)
+    encode, tensors = _encoded(cfg, ctx, tensors, (n_in,))
     learner = _learner(cfg, ctx, layers, encode, len(tensors[0]))
     if cfg.dataset == "fashion_mnist":
         ctx.note(
@@ -283,6 +334,7 @@ def mnist(cfg: MnistConfig, ctx: RunContext) -> dict[str, float]:
             "margin": 0.0,
             "thresholds": (2.0, 1.0, 2.0, 1.0, 2.0, 2.0),
             "init_w": (1.0, 1.0, 1.0, 1.0),
+            "lateral_inhibition": 0.2,
             "epochs": 2,
             "n_train": 300,
             "n_test": 100,
@@ -298,7 +350,7 @@ def mnist(cfg: MnistConfig, ctx: RunContext) -> dict[str, float]:
             "undesired": 1.0,
             "margin": 1.0,
             "thresholds": (2.0, 1.0, 2.0, 1.0, 2.0, 2.0),
-            "init_w": (1.0, 1.0, 1.0, 1.0),
+            "lateral_inhibition": 0.2,
             "epochs": 2,
             "n_train": 2000,
             "n_test": 500,
@@ -323,10 +375,14 @@ def mnist_cnn(cfg: CnnConfig, ctx: RunContext) -> dict[str, float]:
     flat = (c2.out_shape[0] * p2.out_shape[1] * p2.out_shape[2],)
     d1 = Dense(flat, cfg.dense, cfg.init_w[2], generator)
     out = Dense((cfg.dense,), 10, cfg.init_w[3], generator)
-    encode = rate_encoder(shape, cfg.n_steps, cfg.input_scale)
+    images = tensors
+    encode, tensors = _encoded(cfg, ctx, tensors, shape)
     learner = _learner(cfg, ctx, [c1, p1, c2, p2, d1, out], encode, len(tensors[0]))
     ctx.note("No data augmentation (the paper's CNN figure used scale, rotation, distortion).")
-    return _train(cfg, ctx, learner, tensors)
+    metrics = _train(cfg, ctx, learner, tensors)
+    if cfg.yardstick:
+        metrics.update(yardstick_cnn(cfg, ctx, images))
+    return metrics
 
 
 @experiment(

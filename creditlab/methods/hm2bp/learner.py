@@ -36,6 +36,8 @@ from creditlab.methods.hm2bp.loss import (
     rate_targets,
 )
 from creditlab.methods.hm2bp.network import SILENT_PSP, Record, SpikingNetwork
+from creditlab.methods.hm2bp.output import force_label_spikes, lateral_factor
+from creditlab.runner import derive_seed
 from creditlab.spiking import bernoulli_encode
 
 Encoder = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
@@ -74,6 +76,30 @@ def rate_encoder(shape: tuple[int, ...], n_steps: int, input_scale: float) -> En
     return encode
 
 
+def fixed_rate_encoder(
+    images: torch.Tensor, shape: tuple[int, ...], n_steps: int, input_scale: float, seed: int
+) -> Encoder:
+    """The reference's input (``generatePoissonSpikes``, ``readData/readMnistData.cpp``): each
+    image's trains are drawn once and reused every epoch and at test. Samples are indices
+    into ``images``; example k's trains are drawn from a generator seeded with
+    ``derive_seed(seed, "input", k)`` whenever they are needed (the same trains every time,
+    without holding them: 60,000 x 400 x 784 bytes would not fit), with no spike at step 0
+    (the reference draws steps 1..T-1). The generator argument is ignored."""
+
+    def encode(index: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        x = images[index.long()]
+        spikes = torch.zeros(n_steps, len(x), *shape, dtype=torch.bool, device=x.device)
+        for row, k in enumerate(index.tolist()):
+            g = torch.Generator().manual_seed(derive_seed(seed, "input", int(k)))
+            drawn = bernoulli_encode(
+                x[row : row + 1].cpu().reshape(1, *shape), n_steps - 1, input_scale, g
+            )
+            spikes[1:, row] = drawn[0].to(x.device)
+        return spikes.transpose(0, 1)
+
+    return encode
+
+
 class HM2BPLearner:
     """HM2-BP on a :class:`SpikingNetwork`; ``encode(x, generator)`` turns a minibatch into
     input spikes (batch, steps, ...). ``batches_per_epoch`` drives the lr schedule.
@@ -91,6 +117,9 @@ class HM2BPLearner:
         targets: RateTargets | None = None,
         side_effect: bool = True,
         silent_psp: float = SILENT_PSP,
+        silent_side_effect: str = "reference",
+        label_spikes: bool = True,
+        lateral_gradient: bool = True,
         reg_lambda: float = REG_LAMBDA,
         reg_beta: float = REG_BETA,
         weight_limit: float = WEIGHT_LIMIT,
@@ -101,6 +130,8 @@ class HM2BPLearner:
         self.targets = targets or RateTargets()
         self.lr, self.batches_per_epoch = lr, max(1, batches_per_epoch)
         self.side_effect, self.silent_psp = side_effect, silent_psp
+        self.silent_side_effect = silent_side_effect
+        self.label_spikes, self.lateral_gradient = label_spikes, lateral_gradient
         self.reg_lambda, self.reg_beta, self.weight_limit = reg_lambda, reg_beta, weight_limit
         self.eval_batch, self.eval_seed = eval_batch, eval_seed
         self.optimizer = torch.optim.Adam(net.weights, lr=lr, betas=(0.9, 0.999), eps=1e-8)
@@ -125,10 +156,26 @@ class HM2BPLearner:
         spikes = self.encode(x, None)
         record = self.net.simulate(spikes)
         delta = self.output_delta(record, y)
-        grads = self.net.gradients(
-            spikes, record, delta, side_effect=self.side_effect, silent_psp=self.silent_psp
-        )
         loss = rate_loss(record.counts[-1], self._targets(y), self.targets.margin)
+        net, factor, forced = self.net, None, None
+        if self.lateral_gradient and net.lateral:  # before forcing, as the reference
+            out = record.spikes[-1]
+            factor = lateral_factor(
+                out, record.counts[-1], y, net.lateral, net.thresholds[-1], net.tau_m,
+                net.tau_s, net.spsp_delay,
+            )  # fmt: skip
+        if self.label_spikes:
+            forced = force_label_spikes(record, y, self.targets.desired)
+        grads = net.gradients(
+            spikes,
+            record,
+            delta,
+            side_effect=self.side_effect,
+            silent_psp=self.silent_psp,
+            silent_side_effect=self.silent_side_effect,
+            forced=forced,
+            out_factor=factor,
+        )
         stats = {"loss": float(loss.mean()), "record": record, "spikes": spikes, "delta": delta}
         return [g / len(x) for g in grads], stats
 

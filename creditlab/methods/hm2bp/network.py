@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from creditlab.methods.hm2bp.spsp import (
+    DelayedRows,
     bag_sum,
     on_grid,
     post_spike_lists,
@@ -66,6 +67,8 @@ BLOCK_ELEMENTS = 2**20
 spike record)"""
 SILENT_PSP = 0.1
 """the reference code's S-PSP for a silent neuron's fired inputs in its weight gradient"""
+SILENT_RATIO = 0.5
+"""the reference code's e_{i|l}/o_i for a silent neuron i in its side effect"""
 
 SPARSE_BELOW = 0.05
 """Dense layers sum weight columns (embedding_bag) for binary input sparser than this: about
@@ -100,6 +103,10 @@ class Dense:
     def weight_grad(self, g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return g.T @ x.flatten(1)
 
+    def fan_in_sum(self) -> torch.Tensor:
+        """sum_j w_ij of every output neuron i, (n_out,)."""
+        return self.weight.sum(1)
+
 
 class Conv:
     """A valid, stride-1 convolution, weight (c_out, c_in, k, k) uniform in +-init_w."""
@@ -124,6 +131,11 @@ class Conv:
         return torch.nn.grad.conv2d_weight(
             x.view(-1, *self.in_shape), self.weight.shape, g.view(-1, *self.out_shape)
         )
+
+    def fan_in_sum(self) -> torch.Tensor:
+        """sum_j w_ij of every output neuron i (its kernel's sum), flat (n_out,)."""
+        c, h, w = self.out_shape
+        return self.weight.sum((1, 2, 3)).repeat_interleave(h * w)
 
 
 class Pool:
@@ -195,13 +207,21 @@ class SpikingNetwork:
         t_ref: int = T_REF,
         lateral: float = 0.0,
         block_elements: int = BLOCK_ELEMENTS,
+        reference_timing: bool = True,
     ):
         if len(thresholds) != len(layers):
             raise ValueError(f"{len(layers)} layers need {len(layers)} thresholds")
         self.layers, self.thresholds = layers, tuple(float(v) for v in thresholds)
         self.tau_m, self.tau_s, self.t_ref, self.lateral = tau_m, tau_s, t_ref, lateral
         self.block_elements = block_elements
+        self.reference_timing = reference_timing
         self._set_pool_dtype()
+
+    @property
+    def spsp_delay(self) -> int | None:
+        """The S-PSP's presynaptic delay: t_ref under the reference code's timing
+        (:mod:`.spsp`), else None (the spec's)."""
+        return self.t_ref if self.reference_timing else None
 
     def _set_pool_dtype(self) -> None:
         dtype = next((layer.weight.dtype for layer in self.layers if layer.learned), None)
@@ -237,7 +257,7 @@ class SpikingNetwork:
             lif.lateral = self.lateral if is_output else 0.0
             lif.reset((batch, n), dtype=dtype, device=x.device)
             spikes = torch.empty(steps, batch, n, dtype=torch.bool, device=x.device)
-            sums = TrainSums(self.tau_m, self.tau_s, (batch, n), dtype, x.device)
+            sums = TrainSums(self.tau_m, self.tau_s, (batch, n), dtype, x.device, self.spsp_delay)
             block = self._block(batch, steps, pre.shape[-1], n)
             for t0 in range(0, steps, block):
                 chunk = pre[t0 : t0 + block]
@@ -262,25 +282,52 @@ class SpikingNetwork:
         side_effect: bool = True,
         silent_psp: float = SILENT_PSP,
         only_last: bool = False,
+        silent_side_effect: str = "reference",
+        forced: torch.Tensor | None = None,
+        out_factor: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """dE/dw of every learned layer (input side first), summed over the batch, given the
         output deltas ``delta_out`` = (o - y)/nu. ``only_last`` computes the output layer's
-        alone (the hidden deltas are then not needed)."""
+        alone (the hidden deltas are then not needed).
+
+        ``silent_side_effect``: a silent neuron's side effect S_i, ``"reference"`` 0.5 sum_l
+        w_il / nu_i (the reference's ``g_Spiking_wgrad_sideEffect``: e/o := 0.5 for every
+        input), ``"half"`` the constant 0.5. ``forced`` (batch, n_out) bool marks output trains
+        replaced after the forward pass (:func:`.output.force_label_spikes`): their side-effect
+        sums are recomputed here. ``out_factor`` (batch, n_out) multiplies the output layer's
+        weight gradient (the reference's lateral factor, :func:`.output.lateral_factor`)."""
         inputs = [time_major(x), *(time_major(s) for s in record.spikes[:-1])]
         grads: list[torch.Tensor] = []
         delta = delta_out
+        last = len(self.layers) - 1
         for index in reversed(range(len(self.layers))):
             layer, nu = self.layers[index], self.thresholds[index]
             o = record.counts[index]
             silent = (o == 0).to(o.dtype)
-            if side_effect:
-                s = torch.where(o > 0, record.psp_sums[index] / (nu * o.clamp(min=1)), 0.5)
-            else:
-                s = torch.zeros_like(o)
-            g = delta * (1 + s) if layer.learned else None
-            back = index > 0 and not only_last
             post = time_major(record.spikes[index])
-            grad, r = self._contract(layer, inputs[index], post, g, delta, back)
+            back = index > 0 and not only_last
+            dense_out = index == last and isinstance(layer, Dense)  # the pairs: few post neurons
+            e = self._pair_psp(inputs[index], post, o.dtype) if dense_out else None
+            psp_sums = record.psp_sums[index]
+            if e is not None and forced is not None:
+                recomputed = torch.einsum("ij,ibj->bi", layer.weight, e)
+                psp_sums = torch.where(forced, recomputed, psp_sums)
+            if not side_effect:
+                s = torch.zeros_like(o)
+            else:
+                if silent_side_effect == "reference" and layer.learned:
+                    quiet = SILENT_RATIO * layer.fan_in_sum().to(o.dtype) / nu
+                else:
+                    quiet = torch.full_like(o, SILENT_RATIO)
+                s = torch.where(o > 0, psp_sums / (nu * o.clamp(min=1)), quiet)
+            g = delta * (1 + s) if layer.learned else None
+            if g is not None and index == last and out_factor is not None:
+                g = g * out_factor
+            if e is not None:
+                grad = torch.einsum("bi,ibj->ij", g, e)
+                r = torch.einsum("bi,ij,ibj->bj", delta, layer.weight, e) if back else None
+            else:
+                grad, r = self._contract(layer, inputs[index], post, g, delta, back)
             if layer.learned:
                 if silent_psp:  # e_{i|j} := silent_psp for a silent i whose input j fired
                     if index > 0:
@@ -298,6 +345,21 @@ class SpikingNetwork:
             delta = ratio / nu_pre
         return grads[::-1]
 
+    def _pair_psp(self, pre: torch.Tensor, post: torch.Tensor, dtype) -> torch.Tensor:
+        """e_{i|j} of every pair, (n_post, batch, n_pre), block by block (for the output layer:
+        few post neurons); ``pre``, ``post`` time-major."""
+        steps, batch, n_pre = pre.shape
+        n_post = post.shape[-1]
+        block = self._block(batch, steps, n_pre, n_post)
+        delay = self.spsp_delay
+        spike_lists = post_spike_lists(post, block, self.tau_m, dtype, delay)
+        trace, delayed = PSPTrace(self.tau_m, self.tau_s), DelayedRows(delay)
+        e = torch.zeros(n_post, batch, n_pre, dtype=dtype, device=pre.device)
+        for spike_list, t0 in zip(spike_lists, range(0, steps, block), strict=True):
+            u = delayed(time_major(trace(pre[t0 : t0 + block].transpose(0, 1), dtype)))
+            e += spsp_block(spike_list, u.view(-1, n_pre), batch, n_post)
+        return e
+
     def _contract(
         self,
         layer: Layer,
@@ -309,27 +371,22 @@ class SpikingNetwork:
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """sum_b g_i e_{i|j} (as the layer's weight gradient) and sum_i delta_i w_ij e_{i|j}
         (batch, pre), as contractions over (batch, time), block by block; ``pre`` and
-        ``post`` time-major (steps, batch, n)."""
+        ``post`` time-major (steps, batch, n). Under the reference timing a block's "time"
+        is its delayed trace rows then its undelayed ones (:mod:`.spsp`)."""
         steps, batch, n_pre = pre.shape
         n_post = post.shape[-1]
         dtype = delta.dtype
         block = self._block(batch, steps, n_pre, n_post)
-        spike_lists = post_spike_lists(post, block, self.tau_m, dtype)
-        trace = PSPTrace(self.tau_m, self.tau_s)
+        delay = self.spsp_delay
+        spike_lists = post_spike_lists(post, block, self.tau_m, dtype, delay)
+        trace, delayed = PSPTrace(self.tau_m, self.tau_s), DelayedRows(delay)
         dense = isinstance(layer, Dense)
         grad = torch.zeros_like(layer.weight) if g is not None else None
         r = torch.zeros(batch, n_pre, dtype=dtype, device=pre.device) if back else None
-        # a small dense layer (the output): the S-PSPs themselves, (post, batch, pre), are
-        # cheaper to accumulate than the two products
-        small = dense and batch * n_post * n_pre <= self.block_elements
-        e = torch.zeros(n_post, batch, n_pre, dtype=dtype, device=pre.device) if small else None
         for spike_list, t0 in zip(spike_lists, range(0, steps, block), strict=True):
-            u = time_major(trace(pre[t0 : t0 + block].transpose(0, 1), dtype))
+            u = delayed(time_major(trace(pre[t0 : t0 + block].transpose(0, 1), dtype)))
             length = u.shape[0]
             u_rows = u.view(length * batch, n_pre)  # row t * batch + b
-            if e is not None:
-                e += spsp_block(spike_list, u_rows, batch, n_post)
-                continue
             pair, t, a = spike_list
             if grad is not None and dense:  # one bag of u rows per post neuron, weights g A
                 i, b = pair // batch, pair % batch
@@ -342,11 +399,6 @@ class SpikingNetwork:
                 if r is not None:
                     da = (a * delta).view(length * batch, n_post)
                     r += (u * layer.transpose(da).view(length, batch, n_pre)).sum(0)
-        if e is not None:
-            if grad is not None:
-                grad = torch.einsum("bi,ibj->ij", g, e)
-            if r is not None:
-                r = torch.einsum("bi,ij,ibj->bj", delta, layer.weight, e)
         return grad, r
 
 
@@ -357,11 +409,21 @@ class TrainSums:
     weighted input current (the S-PSP factorisation of :mod:`.spsp` with W moved inside the
     linear filter): no extra matrix product. Each block's spikes are a list sorted by train;
     a spike's previous one is the list's previous entry of the same train, or the train's last
-    spike before the block (kept: its U and time)."""
+    spike before the block (kept: its U and time). ``delay`` given (the reference timing,
+    :mod:`.spsp`): U_i(t_f - delay) - exp(-(t_f - t_{f-1} - delay)/tau_m) U_i(t_{f-1})."""
 
-    def __init__(self, tau_m: float, tau_s: float, shape: tuple[int, int], dtype, device):
-        self.tau_m, self.shape = tau_m, shape
+    def __init__(
+        self,
+        tau_m: float,
+        tau_s: float,
+        shape: tuple[int, int],
+        dtype,
+        device,
+        delay: int | None = None,
+    ):
+        self.tau_m, self.shape, self.delay = tau_m, shape, delay or 0
         self.trace = PSPTrace(tau_m, tau_s)
+        self.delayed = DelayedRows(delay)
         n_trains = shape[0] * shape[1]
         self.n = torch.zeros(n_trains, dtype=torch.int64, device=device)  # train i * batch + b
         self.sums = torch.zeros(n_trains, dtype=dtype, device=device)
@@ -387,15 +449,18 @@ class TrainSums:
         """The next block: ``fired`` and ``current`` time-major (steps, batch, n)."""
         length, batch, _ = fired.shape
         u = time_major(self.trace(current.transpose(0, 1)))
+        u_both = self.delayed(u)  # delayed rows first when delayed, else u itself
         pair, t = spikes_by_train(fired)
         self.n += torch.bincount(pair, minlength=len(self.n))
         u_now = u[t, pair % batch, pair // batch]
+        u_first = u_both[t, pair % batch, pair // batch]  # U(t_f - delay)
         t = (t + self.t0).to(u.dtype)
         same = pair[1:] == pair[:-1]
         u_before, t_before = self.last_u[pair], self.last_t[pair]
         u_before[1:] = torch.where(same, u_now[:-1], u_before[1:])
         t_before[1:] = torch.where(same, t[:-1], t_before[1:])
-        self.sums.index_add_(0, pair, u_now - torch.exp(-(t - t_before) / self.tau_m) * u_before)
+        reset = torch.exp(-(t - t_before - self.delay) / self.tau_m)
+        self.sums.index_add_(0, pair, u_first - reset * u_before)
         last = torch.ones_like(pair, dtype=torch.bool)
         last[:-1] = ~same
         self.last_u[pair[last]] = u_now[last]

@@ -66,6 +66,24 @@ to batch x steps x neurons.
 
 The spec allows cutting the presynaptic window at :math:`4\tau_m`; these sums are exact,
 without the cut (the traces hold every earlier spike).
+
+Reference timing (``t_ref`` given; the authors' ``d_Spiking_accumulate_effect``,
+``common/cuBase.cu``). Their S-PSP shifts every presynaptic spike by the refractory period
+(:math:`s = t_i^f - t_j^g - T_{ref}`) and restarts the reset clock at :math:`t_i^{f-1} +
+T_{ref}` (the membrane is held at 0 for :math:`T_{ref}` steps). The derivation above holds with
+the delayed trace :math:`u'_j(t) = u_j(t - T_{ref})` and reset time :math:`t_i^{f-1} + T_{ref}`:
+
+.. math::
+    e_{i|j}^{(f)} = u_j(t_i^f - T_{ref}) - e^{-(t_i^f - t_i^{f-1} - T_{ref})/\tau_m}\,
+    u_j(t_i^{f-1}),
+
+so each post spike carries two weights, 1 on the delayed trace and
+:math:`-e^{-(t^{\text{next}} - t - T_{ref})/\tau_m}` on the undelayed one
+(:func:`post_spike_lists`, :class:`DelayedRows` stacks both traces along time). Their first
+spike's reset clock starts at step 1, where the delayed trace is still 0: the same as no
+reset. Not reproduced: their window cut at :math:`4\tau_m` before each post spike (a
+presynaptic spike older than 256 steps adds at most :math:`c\,e^{-254/64} \approx 0.02`, and
+only when the post neuron was silent for as long).
 """
 
 from __future__ import annotations
@@ -88,11 +106,20 @@ def spikes_by_train(chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def post_spike_lists(
-    spikes: torch.Tensor, block: int, tau_m: float = TAU_M, dtype: torch.dtype = torch.float32
+    spikes: torch.Tensor,
+    block: int,
+    tau_m: float = TAU_M,
+    dtype: torch.dtype = torch.float32,
+    t_ref: int | None = None,
 ) -> list[SpikeList]:
     """The post spikes of time-major trains (steps, batch, n), block by block of ``block``
     steps, with their weights A_i(t) = 1 - exp(-(t_next - t)/tau_m) (1 when no spike
-    follows): one pass over the blocks from the last, vectorised over the spikes."""
+    follows): one pass over the blocks from the last, vectorised over the spikes.
+
+    ``t_ref`` given: the reference code's timing (module docstring, "Reference timing"):
+    every spike has two entries, weight 1 at step t on the delayed trace (rows 0..L-1 of a
+    block of L steps) and -exp(-(t_next - t - t_ref)/tau_m) (0 when no spike follows) at
+    step L + t, the undelayed trace."""
     steps, batch, n = spikes.shape
     following = torch.full((n * batch,), float("inf"), dtype=torch.float64, device=spikes.device)
     out: list[SpikeList] = []
@@ -101,12 +128,42 @@ def post_spike_lists(
         same = pair[1:] == pair[:-1]  # the next entry is this train's next spike
         t_next = following[pair] - t0
         t_next[:-1] = torch.where(same, t[1:].to(t_next.dtype), t_next[:-1])
-        a = -torch.expm1(-(t_next - t) / tau_m)
         first = torch.ones_like(pair, dtype=torch.bool)
         first[1:] = ~same
         following[pair[first]] = (t0 + t[first]).to(following.dtype)
-        out.append((pair, t, a.to(dtype)))
+        if t_ref is None:
+            a = -torch.expm1(-(t_next - t) / tau_m)
+            out.append((pair, t, a.to(dtype)))
+            continue
+        length = min(block, steps - t0)
+        reset = -torch.exp(-(t_next - t - t_ref) / tau_m)
+        a = torch.stack([torch.ones_like(reset), reset], 1).flatten()
+        out.append(
+            (
+                pair.repeat_interleave(2),
+                torch.stack([t, t + length], 1).flatten(),
+                a.to(dtype),
+            )
+        )
     return out[::-1]
+
+
+class DelayedRows:
+    """Block by block, a trace and the same trace ``delay`` steps later, stacked along time:
+    (2L, batch, n) for a block of L time-major rows (the first L the delayed ones, zero before
+    the first step). With ``delay`` None the trace alone."""
+
+    def __init__(self, delay: int | None):
+        self.delay, self.tail = delay, None
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        if self.delay is None:
+            return u
+        if self.tail is None:
+            self.tail = u.new_zeros(self.delay, *u.shape[1:])
+        joined = torch.cat([self.tail, u])
+        self.tail = joined[len(joined) - self.delay :]
+        return torch.cat([joined[: len(u)], u])
 
 
 def on_grid(spike_list: SpikeList, shape: tuple[int, int, int]) -> torch.Tensor:
@@ -138,17 +195,23 @@ def post_spike_weights(
 
 
 def spike_train_psp(
-    pre: torch.Tensor, post: torch.Tensor, tau_m: float = TAU_M, tau_s: float = TAU_S
+    pre: torch.Tensor,
+    post: torch.Tensor,
+    tau_m: float = TAU_M,
+    tau_s: float = TAU_S,
+    t_ref: int | None = None,
 ) -> torch.Tensor:
     """The S-PSP e_{i|j} of every (post i, pre j) pair, (batch, n_post, n_pre), by the
     factorised contraction: one bag per (i, b) over the trace rows at i's spikes (materialises
-    the pairs: for inspection and small layers; the weight gradient never forms them)."""
+    the pairs: for inspection and small layers; the weight gradient never forms them).
+    ``t_ref`` given: the reference code's timing (module docstring)."""
     dtype = torch.float64 if pre.dtype == torch.float64 else torch.float32
     trains = time_major(post)
     steps, batch, n_post = trains.shape
     u = time_major(PSPTrace(tau_m, tau_s)(time_major(pre).to(dtype).transpose(0, 1)))
-    (spike_list,) = post_spike_lists(trains, steps, tau_m, dtype)
-    return spsp_block(spike_list, u.reshape(steps * batch, -1), batch, n_post).transpose(0, 1)
+    u = DelayedRows(t_ref)(u)
+    (spike_list,) = post_spike_lists(trains, steps, tau_m, dtype, t_ref)
+    return spsp_block(spike_list, u.reshape(len(u) * batch, -1), batch, n_post).transpose(0, 1)
 
 
 def spsp_block(spike_list: SpikeList, u_rows: torch.Tensor, batch: int, n_post: int):
