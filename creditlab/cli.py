@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 import typing
@@ -19,8 +20,22 @@ from creditlab import registry, rundir
 from creditlab.errors import DivergedError, UserError
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default in --help, except where it is None or a flag's False."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (and exit code 2), not a usage block."""
+    """argparse, but a usage error is one line (and exit code 2), not a usage block, and
+    ``--help`` shows every option's default."""
+
+    def __init__(self, *args: typing.Any, **kwargs: typing.Any):
+        kwargs.setdefault("formatter_class", _DefaultsFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> typing.NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -41,11 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=registry.DEFAULT_SCALE,
         help="smoke (seconds) | quick (a minute or two) | paper (the paper's protocol)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument(
         "--seeds",
         metavar="N|A-B|A,B,..",
-        help="run several seeds (5 = seeds 0-4; 100-104; 3,7,9): a run folder each and an "
+        help="run several seeds (5 = seeds 0-4, a count of at most 20, so --seeds 100 is "
+        "refused: the seed 100 is --seed 100; 100-104; 3,7,9): a run folder each and an "
         "aggregate (mean, std, min, max, 95%% bootstrap interval)",
     )
     p.add_argument(
@@ -57,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, help="use this folder as the run folder")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="root of run folders")
-    p.add_argument("--device", default=None, help="cpu (default) or cuda")
+    p.add_argument(
+        "--device", default=None, help="cpu or cuda (default cpu; on --resume the run's own)"
+    )
     p.add_argument("--resume", type=Path, metavar="DIR", help="finish an interrupted run")
     p.set_defaults(func=cmd_run)
 
@@ -88,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, help="the tuning folder (again, to resume it)")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="root of run folders")
-    p.add_argument("--device", default=None, help="cpu (default) or cuda")
+    p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("compare", help="several learning rules on one task, one table")
@@ -101,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, help="the comparison folder (again, to resume it)")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="root of run folders")
-    p.add_argument("--device", default=None, help="cpu (default) or cuda")
+    p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("report", help="one HTML page of the latest runs")
@@ -118,7 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="every method's quick experiment, then the report")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="root of run folders")
     p.add_argument("--scale", default="quick", help="scale to run the demo suite at")
-    p.add_argument("--only", action="append", metavar="NAME", help="run only these experiments")
+    p.add_argument(
+        "--only",
+        action="append",
+        nargs="+",
+        metavar="NAME",
+        help="run only these experiments (--only a b, --only a,b or --only a --only b)",
+    )
     p.set_defaults(func=cmd_demo)
 
     from creditlab.autodiff.explain import add_parser as add_explain_parser
@@ -296,7 +320,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     experiments = [e for e in registry.load_all().values() if e.demo]
     if args.only:
-        experiments = [registry.get(name) for name in args.only]
+        names = [n for group in args.only for item in group for n in item.split(",") if n]
+        experiments = [registry.get(name) for name in dict.fromkeys(names)]
     unavailable = _fetch_missing_data(experiments, args.scale)
     skipped = [e.name for e in experiments if set(e.data_sets(args.scale)) & set(unavailable)]
     for name, reason in unavailable.items():
@@ -369,6 +394,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("creditlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `creditlab list | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet too
+        return 0
 
 
 if __name__ == "__main__":

@@ -68,12 +68,15 @@ class Experiment:
         """First line of the experiment function's docstring."""
         return (inspect.getdoc(self.fn) or self.name).splitlines()[0]
 
-    def make_config(self, scale: str, overrides: Mapping[str, str] | None = None) -> Any:
-        """The config at ``scale`` with ``--set key=value`` strings applied (type-checked)."""
+    def make_config(
+        self, scale: str, overrides: Mapping[str, str] | None = None, flag: str = "--set"
+    ) -> Any:
+        """The config at ``scale`` with ``--set key=value`` strings applied (type-checked, and
+        sizes and counts checked: see :func:`check_value`); ``flag`` is what errors name."""
         if scale not in SCALES:
             raise UserError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
         cfg = self.config(**self.scales.get(scale, {}))
-        return apply_overrides(cfg, overrides or {}, where=self.name)
+        return apply_overrides(cfg, overrides or {}, where=self.name, flag=flag)
 
     def data_sets(self, scale: str) -> tuple[str, ...]:
         """The data sets the run reads at ``scale``: its config's ``dataset`` field, if any."""
@@ -193,8 +196,11 @@ def parse_set_args(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-def apply_overrides(cfg: Any, overrides: Mapping[str, Any], where: str = "config") -> Any:
-    """A copy of ``cfg`` with fields replaced; string values are parsed to the field's type."""
+def apply_overrides(
+    cfg: Any, overrides: Mapping[str, Any], where: str = "config", flag: str = "--set"
+) -> Any:
+    """A copy of ``cfg`` with fields replaced; string values are parsed to the field's type and
+    checked with :func:`check_value`; an error names ``flag`` (the option the user typed)."""
     hints = typing.get_type_hints(type(cfg))
     names = [f.name for f in dataclasses.fields(cfg)]
     changes = {}
@@ -204,11 +210,35 @@ def apply_overrides(cfg: Any, overrides: Mapping[str, Any], where: str = "config
         try:
             if isinstance(raw, str):
                 changes[key] = coerce(raw, hints[key])
+                check_value(type(cfg), key, changes[key], getattr(cfg, key))
             else:  # a value from config.json: JSON has no tuples
                 changes[key] = tuple(raw) if typing.get_origin(hints[key]) is tuple else raw
         except (ValueError, TypeError) as err:
-            raise UserError(f"--set {key}={raw}: {err}") from None
+            raise UserError(f"{flag} {key}={raw}: {err}") from None
     return dataclasses.replace(cfg, **changes)
+
+
+def check_value(cls: type, name: str, value: Any, default: Any) -> None:
+    """Refuse a size or count that cannot be meant (ValueError with the reason): a negative
+    number where the default is not negative, and an integer zero where the default is
+    positive, unless the field's docstring gives zero a meaning ("0: ..."); the same for each
+    entry of a tuple of sizes (``hidden=(0,)``)."""
+    doc = field_docs(cls).get(name, "")
+    if isinstance(value, tuple | list):  # each entry against the default's first entry
+        first = default[0] if isinstance(default, tuple | list) and default else None
+        pairs = [(v, first) for v in value]
+    else:
+        pairs = [(value, default)]
+    for v, d in pairs:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            continue
+        if not isinstance(d, int | float) or isinstance(d, bool):
+            continue
+        if v < 0 <= d:
+            raise ValueError(f"must not be negative (default {default!r})")
+        counts = isinstance(v, int) and isinstance(d, int)  # a size or a count
+        if counts and v == 0 and d > 0 and "0:" not in doc and "0 =" not in doc:
+            raise ValueError(f"must be positive (default {default!r})")
 
 
 def coerce(text: str, tp: Any) -> Any:

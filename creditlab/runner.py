@@ -29,6 +29,7 @@ import os
 import platform
 import random
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -156,6 +157,43 @@ class Loop:
         )
 
 
+class LineProgress:
+    """tqdm's ``update``/``set_postfix``/``close`` for output that is not a terminal: one line
+    ``desc: i/total (p%), elapsed, ~remaining, postfix`` on stderr every ``interval`` seconds
+    (``CREDITLAB_PROGRESS_EVERY``, default 60) and at the end."""
+
+    def __init__(self, total: int, desc: str, initial: int = 0):
+        self.total, self.desc, self.n, self.start_n = total, desc, initial, initial
+        self.interval = float(os.environ.get("CREDITLAB_PROGRESS_EVERY", "60"))
+        self.started = self.last = time.monotonic()
+        self.postfix: dict[str, Any] = {}
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self._say(now)
+
+    def set_postfix(self, values: Mapping[str, Any] | None = None, refresh: bool = True) -> None:
+        self.postfix = dict(values or {})
+
+    def close(self) -> None:
+        if self.n > self.start_n:
+            self._say(time.monotonic())
+
+    def _say(self, now: float) -> None:
+        self.last = now
+        done, elapsed = self.n - self.start_n, now - self.started
+        line = f"{self.desc}: {self.n}/{self.total}"
+        if self.total:
+            line += f" ({100 * self.n / self.total:.0f}%)"
+        line += f", {elapsed / 60:.1f} min"
+        if done and self.total > self.n:
+            line += f", ~{elapsed / done * (self.total - self.n) / 60:.1f} min left"
+        line += "".join(f", {k}={v}" for k, v in self.postfix.items())
+        print(line, file=sys.stderr, flush=True)
+
+
 class RunContext(_Streams):
     """The experiment's window on the outside world (see the module docstring)."""
 
@@ -198,15 +236,15 @@ class RunContext(_Streams):
         """A sentence for the report (e.g. whether a paper's claim holds here)."""
         self.notes.append(text)
 
-    def progress(self, total: int, desc: str = "", initial: int = 0) -> tqdm:
-        """A progress bar on a terminal, silent otherwise."""
+    def progress(self, total: int, desc: str = "", initial: int = 0) -> Any:
+        """A progress bar on a terminal; elsewhere (a log file, a pipe, a cluster job) a line
+        about once a minute (`LineProgress`); nothing with ``CREDITLAB_QUIET`` set."""
+        desc = desc or self.experiment.name
+        quiet = bool(os.environ.get("CREDITLAB_QUIET"))
+        if not sys.stderr.isatty() and not quiet:
+            return LineProgress(total, desc, initial)
         return tqdm(
-            total=total,
-            initial=initial,
-            desc=desc or self.experiment.name,
-            leave=False,
-            disable=not sys.stderr.isatty() or bool(os.environ.get("CREDITLAB_QUIET")),
-            dynamic_ncols=True,
+            total=total, initial=initial, desc=desc, leave=False, disable=quiet, dynamic_ncols=True
         )
 
     # --- checkpoints ---------------------------------------------------------------------
@@ -416,13 +454,19 @@ def run(
     out = Path(out) if out is not None else default_run_dir(runs_root, exp.name, seed)
     if (out / rundir.RESULT_FILE).exists() or (out / rundir.CHECKPOINT_FILE).exists():
         raise UserError(f"{out} already holds a run; choose another --out or --resume it")
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     (out / rundir.METRICS_FILE).write_text("")
     config = dict(
         zip(rundir.CONFIG_KEYS, (exp.name, scale, seed, device, asdict(cfg)), strict=True)
     )
     rundir.write_json(out / rundir.CONFIG_FILE, config)
-    return _execute(exp, cfg, scale, seed, device, out, checkpoint=None)
+    try:
+        return _execute(exp, cfg, scale, seed, device, out, checkpoint=None)
+    except BaseException:
+        if made and not (out / rundir.CHECKPOINT_FILE).exists():  # failed before its first
+            shutil.rmtree(out, ignore_errors=True)  # step: nothing to resume, no folder left
+        raise
 
 
 def resume(run_dir: Path, device: str | None = None) -> dict[str, Any]:

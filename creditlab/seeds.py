@@ -46,9 +46,17 @@ TUNING_SEEDS = range(100, 105)
 BOOTSTRAP_RESAMPLES = 10_000
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``"5"`` -> [0..4]; ``"100-104"`` -> [100..104]; ``"3,7,9"`` -> [3, 7, 9]."""
+MAX_SEED_COUNT = 20
+"""A bare count (``--seeds 5``) may name at most this many seeds: ``--seeds 100`` is refused
+(the seed 100 is ``--seed 100``; a hundred seeds is ``--seeds 0-99``): never 100 runs by
+accident."""
+
+
+def parse_seeds(text: str, flag: str = "--seeds") -> list[int]:
+    """``"5"`` -> [0..4] (a count, at most `MAX_SEED_COUNT`); ``"100-104"`` -> [100..104];
+    ``"3,7,9"`` -> [3, 7, 9]."""
     text = text.strip()
+    count = None
     try:
         if "," in text:
             seeds = [int(part) for part in text.split(",") if part.strip()]
@@ -56,13 +64,19 @@ def parse_seeds(text: str) -> list[int]:
             first, last = (int(part) for part in text.split("-", 1))
             seeds = list(range(first, last + 1))
         else:
-            seeds = list(range(int(text)))
+            count = int(text)
+            seeds = list(range(count))
     except ValueError:
         seeds = []
+    if count is not None and count > MAX_SEED_COUNT:
+        raise UserError(
+            f"{flag} {text} would run {count} seeds (0-{count - 1}); for the one seed {count} "
+            f"use --seed {count} (or {flag} {count},), for that many write {flag} 0-{count - 1}"
+        )
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise UserError(
-            f"--seeds {text!r}: expected a count (5), a range (0-4) or a list (3,7,9) of "
-            "distinct seeds >= 0"
+            f"{flag} {text!r}: expected a count up to {MAX_SEED_COUNT} (5), a range (0-4) or a "
+            "list (3,7,9) of distinct seeds >= 0"
         )
     return seeds
 

@@ -64,10 +64,11 @@ def point_label(point: Mapping[str, str]) -> str:
 
 def check_tuning_seeds(chosen: Sequence[int]) -> None:
     floor = min(seeds_.TUNING_SEEDS)
-    reserved = [s for s in chosen if s < floor]
+    reserved = sorted(s for s in chosen if s < floor)
     if reserved:
+        named = ", ".join(map(str, reserved[:5])) + (", ..." if len(reserved) > 5 else "")
         raise UserError(
-            f"tuning seeds must be >= {floor} (seeds {reserved} are reporting seeds); "
+            f"tuning seeds must be >= {floor} ({named}: reporting seeds); "
             f"use e.g. --seeds {floor}-{floor + 2}"
         )
 
@@ -96,7 +97,8 @@ def tune(
         clash = set(point) & set(fixed)
         if clash:
             raise UserError(f"{', '.join(sorted(clash))}: given both in --grid and --set")
-        exp.make_config(scale, {**fixed, **point})  # every point's settings parse, up front
+        exp.make_config(scale, fixed)  # every setting parses, up front, naming its flag
+        exp.make_config(scale, {**fixed, **point}, flag="--grid")
     if out is None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         out = runs_root / exp.name / f"{stamp}-tune"

@@ -152,3 +152,83 @@ def test_demo_line_leaves_out_paper_figures_the_run_did_not_measure():
     assert demo_line(result, 12.4) == "  test_accuracy=0.9123  (12 s)"
     result["paper"]["test_accuracy"] = {"value": 0.95, "source": "Table 1"}
     assert demo_line(result, 1) == "  test_accuracy=0.9123  (1 s)"
+
+
+# --- the CLI's traps, closed (issue 31) ------------------------------------------------------
+
+
+def test_a_count_of_seeds_cannot_mean_a_hundred_runs_by_accident(capsys, tmp_path):
+    err = _one_line_error(capsys, ["run", "bp.digits", "--seeds", "100", "--runs", str(tmp_path)])
+    assert "--seed 100" in err and "0-99" in err
+    assert not any(tmp_path.iterdir())
+    err = _one_line_error(capsys, ["tune", "bp.digits", "--grid", "lr=1", "--metric", "x",
+                                   "--seeds", "0-99"])  # fmt: skip
+    assert "tuning seeds must be >= 100" in err and len(err) < 200
+
+
+def test_sizes_and_counts_are_checked_and_errors_name_the_flag_typed(capsys):
+    assert "epochs=-1: must not be negative" in _one_line_error(
+        capsys, ["run", "bp.digits", "--set", "epochs=-1"]
+    )
+    assert "epochs=0: must be positive" in _one_line_error(
+        capsys, ["run", "bp.digits", "--set", "epochs=0"]
+    )
+    assert "hidden=64,0: must be positive" in _one_line_error(
+        capsys, ["run", "bp.digits", "--set", "hidden=64,0"]
+    )
+    err = _one_line_error(capsys, ["tune", "bp.digits", "--grid", "lr=abc", "--metric", "x"])
+    assert err.startswith("creditlab: error: --grid lr=abc")
+
+
+def test_only_takes_names_with_spaces_or_commas(capsys, tmp_path, monkeypatch):
+    from creditlab import cli
+
+    seen = []
+    monkeypatch.setattr(cli, "_fetch_missing_data", lambda experiments, scale: seen.extend(
+        e.name for e in experiments) or {})  # fmt: skip
+    import creditlab.runner as runner
+
+    monkeypatch.setattr(runner, "run", lambda exp, **kw: (_ for _ in ()).throw(
+        cli.UserError("stopped here")))  # fmt: skip
+    monkeypatch.setattr("creditlab.report.build_report", lambda runs, out: out)
+    cli.main(["demo", "--only", "bp.digits,bp.mnist1d", "autodiff.mnist", "--runs", str(tmp_path)])
+    assert seen == ["bp.digits", "bp.mnist1d", "autodiff.mnist"]
+
+
+def test_help_shows_the_defaults():
+    from creditlab.cli import build_parser
+
+    text = build_parser()._subparsers._group_actions[0].choices["run"].format_help()
+    assert "(default: quick)" in text and "(default: runs)" in text
+
+
+def test_a_run_that_fails_before_its_first_step_leaves_no_folder(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("CREDITLAB_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    out = tmp_path / "runs" / "r"
+    assert main(["run", "bp.mnist", "--scale", "smoke", "--out", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_a_closed_pipe_is_no_traceback():
+    proc = subprocess.run(
+        f"{sys.executable} -m creditlab list | head -1", shell=True, capture_output=True, text=True
+    )
+    assert proc.stdout.startswith("experiment") and proc.stderr == "", proc.stderr
+
+
+def test_progress_is_a_line_a_minute_when_not_on_a_terminal(capsys, monkeypatch):
+    from creditlab.runner import LineProgress
+
+    clock = iter([0.0, 30.0, 61.0, 62.0, 130.0, 131.0])  # start, 4 updates, close
+    monkeypatch.setattr("creditlab.runner.time.monotonic", lambda: next(clock))
+    bar = LineProgress(total=4, desc="bp.mnist")  # started at 0
+    bar.update()  # 30 s: quiet
+    bar.set_postfix({"loss": "0.5"})
+    bar.update()  # 61 s: a line
+    bar.update()  # 62 s: quiet (last line 1 s ago)
+    bar.update()  # 130 s: a line
+    bar.close()  # the end: a line
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "bp.mnist: 2/4 (50%), 1.0 min, ~1.0 min left, loss=0.5"
+    assert lines[1] == "bp.mnist: 4/4 (100%), 2.2 min, loss=0.5" and len(lines) == 3

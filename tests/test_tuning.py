@@ -35,7 +35,7 @@ def test_reporting_seeds_are_refused_in_one_line(tmp_path, capsys) -> None:
     argv = ["tune", "bp.digits", "--grid", "lr=0.1", "--metric", "test_accuracy"]
     assert main([*argv, "--seeds", "99-101", "--runs", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and ">= 100" in err and "[99]" in err
+    assert "\n" not in err and ">= 100" in err and "(99: reporting seeds)" in err
     assert not any(tmp_path.iterdir())  # nothing ran
     # a bad value of a grid point fails before anything runs, too
     assert main(["tune", "bp.digits", "--grid", "lr=0.1,fast", "--metric", "x"]) == 2
