@@ -40,7 +40,9 @@ demo: $(STAMP)
 	$(BIN)/creditlab demo
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	# torch pinned: a peer's newest release may ask for a newer torch, which pip would fetch as
+	# the multi-GB CUDA build over our CPU one (spikingjelly/snntorch did so once).
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]' torch==2.13.0
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
