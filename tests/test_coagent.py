@@ -807,7 +807,7 @@ def test_coagents_learn_acrobot(tmp_path):
     paper's wide initialisation (init_std 3) an unlucky start stays at -500 that long (seed 0
     does, while seeds 1 and 2 reach about -90)."""
     learned, stuck = [], []
-    for seed in (0, 1, 2):
+    for seed in (1, 2, 0):  # any order gives the same verdict; this one stops soonest
         result = runner.run(
             registry.get("coagent.acrobot"),
             scale="quick",
