@@ -20,9 +20,18 @@ from creditlab.diagnostics.alignment import backprop_gradient
 
 
 def _tiny(mode: str, activation: str = "relu") -> FeedbackNetwork:
-    return FeedbackNetwork(
-        3, [4, 3], 2, mode=mode, activation=activation, generator=torch.Generator().manual_seed(5)
-    )
+    """The same tiny net whatever ran before: its forward weights come from torch's global
+    generator (the bp baseline's own initialisation), seeded here in a fork."""
+    with torch.random.fork_rng():
+        torch.manual_seed(5)
+        return FeedbackNetwork(
+            3,
+            [4, 3],
+            2,
+            mode=mode,
+            activation=activation,
+            generator=torch.Generator().manual_seed(5),
+        )
 
 
 def _batch(n: int = 5, n_in: int = 3, n_out: int = 2, seed: int = 1):

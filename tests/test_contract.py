@@ -207,9 +207,7 @@ CHECKS = [
 
 def _params():
     for name, exp in EXPERIMENTS.items():
-        marks = [pytest.mark.xdist_group(name)]  # one worker makes this experiment's runs
-        if not _optional(exp):
-            marks.append(pytest.mark.genuine_data(*exp.data_sets("smoke")))
+        marks = () if _optional(exp) else (pytest.mark.genuine_data(*exp.data_sets("smoke")),)
         for check in CHECKS:
             yield pytest.param(name, check, id=f"{name}-{check.__name__[6:]}", marks=marks)
 

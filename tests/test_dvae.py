@@ -535,15 +535,6 @@ TINY = {
 }
 
 
-def test_an_interrupted_run_resumes_exactly(fake_data, tmp_path, check_resumes_exactly):
-    """Stopped at a step boundary between two validations, resumed: the same metrics and the
-    same metric stream as an unbroken run (on a small generated data set)."""
-    fake_data("binarized_mnist")
-    exp = registry.get("dvae.bmnist")
-    reference = runner.run(exp, scale="smoke", overrides=TINY, out=tmp_path / "ref")
-    check_resumes_exactly(exp, 4, reference, tmp_path / "ref", scale="smoke", overrides=TINY)
-
-
 def test_sizes_beyond_enumeration_use_ais_everywhere(fake_data, tmp_path):
     """With 16 + 16 latents (past the 14-unit enumeration limit) the run takes the paper-scale
     path: AIS for log Z_p and for the RBM posterior's importance samples, prior samples from
