@@ -41,6 +41,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _add_scale(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--scale",
+        default=registry.DEFAULT_SCALE,
+        help="smoke (seconds) | quick (a minute or two) | paper (the paper's protocol)",
+    )
+
+
+def _add_run_options(
+    p: argparse.ArgumentParser,
+    set_help: str,
+    out_help: str,
+    device_help: str = "cpu or cuda (default cpu)",
+) -> None:
+    """--set, --out, --runs and --device, as every command that runs experiments takes them."""
+    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", help=set_help)
+    p.add_argument("--out", type=Path, help=out_help)
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="root of run folders")
+    p.add_argument("--device", default=None, help=device_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="creditlab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -51,11 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run one experiment")
     p.add_argument("name", nargs="?", help="experiment name (see `creditlab list`)")
-    p.add_argument(
-        "--scale",
-        default=registry.DEFAULT_SCALE,
-        help="smoke (seconds) | quick (a minute or two) | paper (the paper's protocol)",
-    )
+    _add_scale(p)
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument(
         "--seeds",
@@ -64,17 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         "refused: the seed 100 is --seed 100; 100-104; 3,7,9): a run folder each and an "
         "aggregate (mean, std, min, max, 95%% bootstrap interval)",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. --set lr=0.01 (repeatable)",
-    )
-    p.add_argument("--out", type=Path, help="use this folder as the run folder")
-    p.add_argument("--runs", type=Path, default=Path("runs"), help="root of run folders")
-    p.add_argument(
-        "--device", default=None, help="cpu or cuda (default cpu; on --resume the run's own)"
+    _add_run_options(
+        p,
+        "override a config field, e.g. --set lr=0.01 (repeatable)",
+        "use this folder as the run folder",
+        "cpu or cuda (default cpu; on --resume the run's own)",
     )
     p.add_argument("--resume", type=Path, metavar="DIR", help="finish an interrupted run")
     p.set_defaults(func=cmd_run)
@@ -100,26 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seeds", default="100-104", metavar="A-B|A,B,..", help="tuning seeds, all >= 100"
     )
-    p.add_argument("--scale", default=registry.DEFAULT_SCALE, help="smoke | quick | paper")
-    p.add_argument(
-        "--set", dest="overrides", action="append", metavar="KEY=VALUE", help="fixed settings"
-    )
-    p.add_argument("--out", type=Path, help="the tuning folder (again, to resume it)")
-    p.add_argument("--runs", type=Path, default=Path("runs"), help="root of run folders")
-    p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    _add_scale(p)
+    _add_run_options(p, "fixed settings", "the tuning folder (again, to resume it)")
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("compare", help="several learning rules on one task, one table")
     p.add_argument("task", help="digits | mnist | fashion_mnist")
     p.add_argument("--rules", default="bp,fa,dfa", help="comma-separated rules (bp,fa,dfa)")
-    p.add_argument("--seeds", default="5", metavar="N|A-B|A,B,..", help="seeds (default 5: 0-4)")
-    p.add_argument("--scale", default=registry.DEFAULT_SCALE, help="smoke | quick | paper")
-    p.add_argument(
-        "--set", dest="overrides", action="append", metavar="KEY=VALUE", help="task settings"
-    )
-    p.add_argument("--out", type=Path, help="the comparison folder (again, to resume it)")
-    p.add_argument("--runs", type=Path, default=Path("runs"), help="root of run folders")
-    p.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    p.add_argument("--seeds", default="5", metavar="N|A-B|A,B,..", help="seeds (5: 0-4)")
+    _add_scale(p)
+    _add_run_options(p, "task settings", "the comparison folder (again, to resume it)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("report", help="one HTML page of the latest runs")

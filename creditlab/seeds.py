@@ -133,12 +133,15 @@ def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+def seeds_label(seeds: Sequence[int]) -> str:
+    """``0-4`` for consecutive seeds, else ``3_7_9``: the folder names' part for the seeds."""
+    if list(seeds) == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return "_".join(map(str, seeds))
+
+
 def default_seeds_dir(root: Path, name: str, seeds: Sequence[int]) -> Path:
-    label = (
-        f"{seeds[0]}-{seeds[-1]}"
-        if list(seeds) == list(range(seeds[0], seeds[-1] + 1))
-        else ("_".join(map(str, seeds)))
-    )
+    label = seeds_label(seeds)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     return root / name / f"{stamp}-seeds{label}"
 

@@ -39,8 +39,7 @@ def task_experiment(task: str) -> registry.Experiment:
 
 
 def default_dir(runs_root: Path, task: str, scale: str, chosen: Sequence[int]) -> Path:
-    label = seeds.default_seeds_dir(Path(), "", chosen).name.split("-seeds", 1)[1]
-    return Path(runs_root) / "compare" / task / f"{scale}-seeds{label}"
+    return Path(runs_root) / "compare" / task / f"{scale}-seeds{seeds.seeds_label(chosen)}"
 
 
 def run_compare(

@@ -43,39 +43,45 @@ PAPER = (
 
 
 @dataclass
-class SingleConfig:
-    """One-neuron mappings, NormAD against ReSuMe."""
+class TrialConfig:
+    """The trials and the training every NormAD experiment shares."""
 
-    problems: int = 20
-    """independent problems trained in one batched call"""
     steps: int = 1000
     """trial length in 0.1 ms steps"""
-    n_in: int = 100
-    """input afferents"""
     in_rate: float = 20.0
     """input Poisson rate (Hz)"""
     out_rate: float = 40.0
     """desired train rate (Hz)"""
     min_gap: int = 50
     """least interval between desired spikes (steps)"""
-    w_mean: float = 1e-9
-    """initial weight mean (A)"""
-    w_std: float = 1e-9
-    """initial weight standard deviation (A)"""
     rate: float = 2e-10
-    """NormAD r (the group's code: 2e-10)"""
-    resume_rate: float = 2e-10
-    """ReSuMe r * A (A)"""
-    resume_a: float = 0.0
-    """ReSuMe non-Hebbian term a, relative to A"""
+    """NormAD r of the output layer (the group's code: 2e-10)"""
     epochs: int = 200
-    """most training epochs (a trial each)"""
+    """most training epochs (every trial once an epoch)"""
     window: float = 1e-3
     """coincidence window (s)"""
     tau_vr: float = 5e-3
     """van Rossum time constant (s)"""
     threads: int = 1
     """torch threads"""
+
+
+@dataclass
+class SingleConfig(TrialConfig):
+    """One-neuron mappings, NormAD against ReSuMe."""
+
+    problems: int = 20
+    """independent problems trained in one batched call"""
+    n_in: int = 100
+    """input afferents"""
+    w_mean: float = 1e-9
+    """initial weight mean (A)"""
+    w_std: float = 1e-9
+    """initial weight standard deviation (A)"""
+    resume_rate: float = 2e-10
+    """ReSuMe r * A (A)"""
+    resume_a: float = 0.0
+    """ReSuMe non-Hebbian term a, relative to A"""
 
 
 def _weights(ctx: RunContext, key: str, shape, mean: float, std: float) -> torch.Tensor:
@@ -158,27 +164,19 @@ def single(cfg: SingleConfig, ctx: RunContext) -> dict[str, float]:
 
 
 @dataclass
-class MultiConfig:
+class MultiConfig(TrialConfig):
     """Input -> hidden -> output networks trained by multilayer NormAD."""
 
     problems: int = 5
     """independent networks trained in one batched call"""
     patterns: int = 3
     """input patterns per problem (mapping)"""
-    steps: int = 1000
-    """trial length in 0.1 ms steps"""
     n_in: int = 50
     """input afferents (mapping)"""
     hidden: int = 20
     """hidden neurons"""
     n_out: int = 1
     """output neurons (mapping)"""
-    in_rate: float = 20.0
-    """input Poisson rate (Hz)"""
-    out_rate: float = 40.0
-    """desired train rate (Hz)"""
-    min_gap: int = 50
-    """least interval between desired spikes (steps)"""
     w1_mean: float = 1.5e-9
     """initial input -> hidden weight mean (A)"""
     w1_std: float = 1e-9
@@ -187,18 +185,10 @@ class MultiConfig:
     """initial hidden -> output weight mean (A)"""
     w2_std: float = 1e-9
     """initial hidden -> output weight std (A)"""
-    rate: float = 2e-10
-    """output NormAD r"""
     rate_hidden: float = 2e-10
     """hidden NormAD r_h"""
     silent_gain: float = 0.1
     """weight of a silent hidden neuron's pseudo-spike"""
-    epochs: int = 200
-    """most epochs (each pattern once)"""
-    window: float = 1e-3
-    """coincidence window (s)"""
-    tau_vr: float = 5e-3
-    """van Rossum time constant (s)"""
     per_input: int = 10
     """XOR: afferents per logical input and for the bias"""
     jitter: float = 5e-3
@@ -207,8 +197,6 @@ class MultiConfig:
     """XOR: output spike time for XOR = 1 (s)"""
     target_false: float = 30e-3
     """XOR: output spike time for XOR = 0 (s)"""
-    threads: int = 1
-    """torch threads"""
 
 
 def _train_multilayer(cfg: MultiConfig, ctx: RunContext, task, cell: Neuron):
