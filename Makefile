@@ -19,10 +19,14 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# dev, and the extras the tests need: Ray (the sweep's Ray backend), TensorBoard (--tensorboard).
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,distributed,tensorboard]' torch==2.13.0
 	# The peer the compare tests check FA against: BioTorch's layers need only torch; its
 	# declared dependencies (jupyter, tensorboard, torchvision, ...) would add gigabytes.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps biotorch==0.0.16
+	# The data root this make saw is remembered in .venv, so `creditlab` finds it after
+	# `source .venv/bin/activate` alone.
+	$(if $(CREDITLAB_DATA),$(BIN)/creditlab data remember "$(CREDITLAB_DATA)")
 	touch $(STAMP)
 
 lint: $(STAMP)

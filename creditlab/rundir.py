@@ -35,6 +35,7 @@ PLOTS_DIR = "plots"
 SEEDS_FILE = "seeds.json"
 AGGREGATE_FILE = "aggregate.json"
 TUNE_FILE = "tune.json"
+SWEEP_FILE = "sweep.json"
 
 CONFIG_KEYS = ("experiment", "scale", "seed", "device", "config")
 """What config.json holds."""
@@ -177,13 +178,17 @@ class Run:
 def find_runs(runs_dir: Path) -> list[Run]:
     """Every run folder below ``runs_dir`` (holding a result.json or config.json), and every
     multi-seed folder (holding a seeds.json; its result is the aggregate.json). Runs inside a
-    tuning folder (`creditlab tune`, on tuning seeds) are left out: they choose settings and
-    are never reported."""
+    tuning folder (`creditlab tune`, on tuning seeds) or a sweep over a grid of settings
+    (`creditlab sweep --grid`) are left out: they choose settings and are never reported."""
     runs_dir = Path(runs_dir)
-    tuning = {p.parent for p in runs_dir.rglob(TUNE_FILE)}
+    hidden = {p.parent for p in runs_dir.rglob(TUNE_FILE)}
+    # a sweep over settings explores them; a sweep of the defaults (no grid) is reported
+    for plan in runs_dir.rglob(SWEEP_FILE):
+        if any((read_json(plan) or {}).get("grid", [])):  # [{}]: the defaults alone
+            hidden.add(plan.parent)
 
     def reported(folder: Path) -> bool:
-        return not tuning.intersection(folder.parents)
+        return not hidden.intersection(folder.parents)
 
     folders = {p.parent for name in (RESULT_FILE, CONFIG_FILE) for p in runs_dir.rglob(name)}
     runs = [

@@ -59,6 +59,26 @@ class Interrupted(Exception):
         super().__init__(f"interrupted; resume with: creditlab run --resume {out}")
 
 
+TENSORBOARD_DIR = "tensorboard"
+"""The run folder's TensorBoard event files (``--tensorboard``): every logged metric as a
+scalar. A run started with it keeps writing them when resumed."""
+
+
+def tensorboard_writer(log_dir: Path | None = None, purge_step: int | None = None) -> Any:
+    """A ``torch.utils.tensorboard.SummaryWriter`` on ``log_dir`` (None: only check that one
+    can be made) that hides earlier events from ``purge_step`` on (those a resumed run logs
+    again); one line (exit code 2) when the tensorboard package is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError(
+            "--tensorboard needs the tensorboard package: pip install 'creditlab[tensorboard]'"
+        ) from None
+    if log_dir is None:
+        return None
+    return SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+
+
 def checkpoint_interval() -> float:
     return float(os.environ.get("CREDITLAB_CHECKPOINT_EVERY", "60"))
 
@@ -213,6 +233,7 @@ class RunContext(_Streams):
         self._last_checkpoint = self._started = time.monotonic()
         self._metrics = open(out / rundir.METRICS_FILE, "a", encoding="utf-8")
         self.threads_seen: set[int] = set()  # torch CPU threads while the run logged
+        self.board: Any = None  # a TensorBoard writer when the run folder has TENSORBOARD_DIR
 
     # --- metrics -------------------------------------------------------------------------
     def log(self, step: int, **metrics: float) -> None:
@@ -225,6 +246,10 @@ class RunContext(_Streams):
                 raise DivergedError(step, name, value)
             row[name] = value
         self._metrics.write(json.dumps(row) + "\n")
+        if self.board is not None:
+            for name, value in row.items():
+                if name != "step":
+                    self.board.add_scalar(name, value, row["step"])
 
     def check_finite(self, step: int, **values: float) -> None:
         """Stop with exit code 3 if any value (e.g. this step's loss) is NaN or inf."""
@@ -447,15 +472,21 @@ def run(
     out: Path | None = None,
     runs_root: Path = Path("runs"),
     device: str = "cpu",
+    tensorboard: bool = False,
 ) -> dict[str, Any]:
-    """Run ``exp`` in a new run folder and return the contents of its result.json."""
+    """Run ``exp`` in a new run folder and return the contents of its result.json;
+    ``tensorboard``: also write every logged metric as TensorBoard scalars."""
     cfg = exp.make_config(scale, overrides)
     device = resolve_device(device, exp)
     out = Path(out) if out is not None else default_run_dir(runs_root, exp.name, seed)
     if (out / rundir.RESULT_FILE).exists() or (out / rundir.CHECKPOINT_FILE).exists():
         raise UserError(f"{out} already holds a run; choose another --out or --resume it")
+    if tensorboard:
+        tensorboard_writer()  # refused before any folder is made
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    if tensorboard:
+        (out / TENSORBOARD_DIR).mkdir(exist_ok=True)
     (out / rundir.METRICS_FILE).write_text("")
     config = dict(
         zip(rundir.CONFIG_KEYS, (exp.name, scale, seed, device, asdict(cfg)), strict=True)
@@ -503,6 +534,10 @@ def _execute(
     ctx = RunContext(exp, cfg, scale, seed, device, out)
     if checkpoint is not None:
         ctx._restore(checkpoint)
+    if (out / TENSORBOARD_DIR).is_dir():  # resumed: the steps after the last kept row go again
+        kept = rundir.read_metrics(out / rundir.METRICS_FILE)
+        purge = kept[-1]["step"] + 1 if kept else None
+        ctx.board = tensorboard_writer(out / TENSORBOARD_DIR, purge)
     reset_peak_memory()
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
@@ -514,6 +549,8 @@ def _execute(
             ctx.check_finite(-1, **{name: value})
     finally:
         ctx._metrics.close()
+        if ctx.board is not None:
+            ctx.board.close()
     wall = ctx.elapsed_before + time.monotonic() - ctx._started
     values = (
         exp.name,

@@ -13,56 +13,28 @@ position instead (useful when one run trains two independent agents, each with i
 size: ``--zip --grid lr=... --grid lr_bp=... --metric eval_return --metric eval_return_bp``
 tunes both in one pass, since neither agent's result depends on the other's setting).
 For each metric the best point (largest mean, or smallest with ``--minimize``) is printed.
-An interrupted tuning run resumes with the same command plus ``--out FOLDER``: finished
-points and seeds are kept.
+Tuning is a sweep (`creditlab.sweep`) over the tuning seeds: the same trials, backends
+(``--backend local|ray``), retries and resume. An interrupted tuning run resumes with the same
+command plus ``--out FOLDER``: finished trials are kept, interrupted ones resume from their
+checkpoints.
 
 The seeds 0-99 are refused: they are for reporting (`creditlab.seeds.REPORTING_SEEDS`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import itertools
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from creditlab import seeds as seeds_
 from creditlab.errors import UserError
 from creditlab.registry import Experiment
-from creditlab.rundir import AGGREGATE_FILE, TUNE_FILE, is_seeds_folder, read_json, write_json
-
-
-def parse_grid(items: Sequence[str], zipped: bool = False) -> list[dict[str, str]]:
-    """``["lr=1,2", "h=8,16"]`` -> the product (or, zipped, the pairs) as override dicts."""
-    axes: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, values = item.partition("=")
-        choices = [v.strip() for v in values.split(",") if v.strip()]
-        if not sep or not key.strip() or not choices:
-            raise UserError(f"--grid expects key=v1,v2,..., got {item!r}")
-        if key.strip() in axes:
-            raise UserError(f"--grid {key.strip()} is given twice")
-        axes[key.strip()] = choices
-    if not axes:
-        raise UserError("creditlab tune needs at least one --grid key=v1,v2,...")
-    keys = list(axes)
-    if zipped:
-        lengths = {len(v) for v in axes.values()}
-        if len(lengths) != 1:
-            raise UserError("--zip needs every --grid key to list the same number of values")
-        rows = zip(*axes.values(), strict=True)
-    else:
-        rows = itertools.product(*axes.values())
-    return [dict(zip(keys, row, strict=True)) for row in rows]
-
-
-def point_label(point: Mapping[str, str]) -> str:
-    """The folder name of a grid point: ``lr=0.005,lr_bp=0.01``."""
-    return ",".join(f"{k}={v}" for k, v in point.items())
+from creditlab.rundir import TUNE_FILE
+from creditlab.sweep import sweep
 
 
 def check_tuning_seeds(chosen: Sequence[int]) -> None:
+    """Refuse reporting seeds (below `creditlab.seeds.TUNING_SEEDS`) in one line."""
     floor = min(seeds_.TUNING_SEEDS)
     reserved = sorted(s for s in chosen if s < floor)
     if reserved:
@@ -79,99 +51,16 @@ def tune(
     metrics: Sequence[str],
     *,
     seeds: Sequence[int] = seeds_.TUNING_SEEDS,
-    scale: str = "quick",
-    overrides: Mapping[str, str] | None = None,
-    minimize: bool = False,
-    out: Path | None = None,
-    runs_root: Path = Path("runs"),
-    device: str = "cpu",
-    say: Callable[[str], None] = print,
+    **options: Any,
 ) -> dict[str, Any]:
-    """Run every grid point over ``seeds``; return (and write) the table and the best points."""
-    seeds = list(seeds)
+    """Sweep ``grid`` over tuning ``seeds`` into a tuning folder (``tune.json``, never
+    reported) and return the table with the best point per metric; ``options`` are
+    :func:`creditlab.sweep.sweep`'s (scale, overrides, minimize, out, backend, ...)."""
     check_tuning_seeds(seeds)
     if not metrics:
         raise UserError("creditlab tune needs --metric NAME (the result metric to choose by)")
-    fixed = dict(overrides or {})
-    for point in grid:
-        clash = set(point) & set(fixed)
-        if clash:
-            raise UserError(f"{', '.join(sorted(clash))}: given both in --grid and --set")
-        exp.make_config(scale, fixed)  # every setting parses, up front, naming its flag
-        exp.make_config(scale, {**fixed, **point}, flag="--grid")
-    if out is None:
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        out = runs_root / exp.name / f"{stamp}-tune"
-    out = Path(out)
-    plan = {
-        "experiment": exp.name,
-        "scale": scale,
-        "seeds": seeds,
-        "overrides": fixed,
-        "grid": [dict(p) for p in grid],
-        "metrics": list(metrics),
-        "minimize": minimize,
-    }
-    saved = out / TUNE_FILE
-    if saved.exists():
-        before = read_json(saved) or {}
-        if {k: before.get(k) for k in plan} != plan:
-            raise UserError(f"{out} holds a different tuning run; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(saved, plan)
-
-    points = []
-    for i, point in enumerate(grid, 1):
-        folder = out / point_label(point)
-        say(f"[{i}/{len(grid)}] {point_label(point)}")
-        if (folder / AGGREGATE_FILE).exists():
-            summary = read_json(folder / AGGREGATE_FILE)
-        elif is_seeds_folder(folder):
-            summary = seeds_.resume_seeds(folder, say=say)
-        else:
-            summary = seeds_.run_seeds(
-                exp,
-                seeds,
-                scale=scale,
-                overrides={**fixed, **point},
-                out=folder,
-                device=device,
-                say=say,
-            )
-        missing = [m for m in metrics if m not in summary["metrics"]]
-        if missing:
-            raise UserError(
-                f"{exp.name} reports no metric {', '.join(missing)}; it reports "
-                + ", ".join(summary["metrics"])
-            )
-        points.append(
-            {
-                "point": dict(point),
-                "metrics": {
-                    m: {k: summary["metrics"][m][k] for k in ("mean", "std", "n")} for m in metrics
-                },
-            }
-        )
-    choose = min if minimize else max
-    best = {m: choose(points, key=lambda p, m=m: p["metrics"][m]["mean"])["point"] for m in metrics}
-    table = {**plan, "points": points, "best": best}
-    write_json(saved, table)
-    return table
-
-
-def format_table(table: Mapping[str, Any]) -> list[str]:
-    """The lines `creditlab tune` prints: one row per grid point, then the best per metric."""
-    metrics = table["metrics"]
-    labels = [point_label(p["point"]) for p in table["points"]]
-    width = max(len("setting"), *(len(label) for label in labels))
-    lines = [
-        f"{table['experiment']} ({table['scale']}), tuning seeds {table['seeds']}",
-        f"  {'setting':{width}s}  " + "  ".join(f"{m:>24s}" for m in metrics),
-    ]
-    for label, p in zip(labels, table["points"], strict=True):
-        cells = [f"{p['metrics'][m]['mean']:.4g} +- {p['metrics'][m]['std']:.3g}" for m in metrics]
-        lines.append(f"  {label:{width}s}  " + "  ".join(f"{c:>24s}" for c in cells))
-    sense = "smallest" if table["minimize"] else "largest"
-    for m in metrics:
-        lines.append(f"  best {m} ({sense} mean): {point_label(table['best'][m])}")
-    return lines
+    if not grid:
+        raise UserError("creditlab tune needs at least one --grid key=v1,v2,...")
+    return sweep(
+        exp, grid, seeds, metrics=metrics, plan_file=TUNE_FILE, folder_suffix="tune", **options
+    )

@@ -159,12 +159,14 @@ def spec_for_files(name: str, folder: Path) -> DatasetSpec:
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private HOME (its empty ``~/.cache/creditlab`` the only data root) and no
-    CREDITLAB_DATA."""
+    """A private HOME (its empty ``~/.cache/creditlab`` the only data root): no CREDITLAB_DATA,
+    no remembered root."""
     path = tmp_path / "home"
     path.mkdir()
     monkeypatch.setenv("HOME", str(path))
     monkeypatch.delenv("CREDITLAB_DATA", raising=False)
+    # nor the root `make` remembered for this venv (`creditlab data remember`)
+    monkeypatch.setattr(store, "REMEMBERED_FILE", tmp_path / "no-remembered-root")
     return path
 
 
@@ -247,3 +249,77 @@ def check_resumes_exactly(monkeypatch, tmp_path):
         assert (cut / "metrics.jsonl").read_text() == (reference_dir / "metrics.jsonl").read_text()
 
     return check
+
+
+# ---------------------------------------------------------------------------------------------
+# the smoke runs of every experiment (seed 1), made once per session: the contract's checks
+# (tests/test_contract.py) read them, and so may a method's own learning checks
+# ---------------------------------------------------------------------------------------------
+
+
+def optional_data_sets(exp) -> tuple[str, ...]:
+    """The data sets of ``exp``'s smoke scale that a machine may lack (generated in tests)."""
+    return tuple(n for n in exp.data_sets("smoke") if DATASETS[n].optional)
+
+
+class Runs:
+    """The two smoke runs (seed 1) of one experiment: an unbroken one, and one stopped at its
+    middle step boundary (as Ctrl-C would) and resumed from its checkpoint."""
+
+    def __init__(self, exp, root: Path, monkeypatch: pytest.MonkeyPatch):
+        from creditlab import runner
+
+        self.exp, self.root = exp, root
+        self.unbroken_dir = root / exp.name / "unbroken"
+        self.cut_dir = root / "cut" / exp.name
+        count = {"n": 0}
+        original = runner.RunContext.boundary
+
+        def counting(ctx, state_fn):
+            count["n"] += 1
+            return original(ctx, state_fn)
+
+        with monkeypatch.context() as m:
+            m.setattr(runner.RunContext, "boundary", counting)
+            self.unbroken = runner.run(exp, scale="smoke", seed=1, out=self.unbroken_dir)
+        self.boundaries = count["n"]
+        self.stop_at = max(1, self.boundaries // 2)
+        self.interrupted, self.resumed = False, None
+        if self.boundaries == 0:
+            return
+        count["n"] = 0
+
+        def stopping(ctx, state_fn):
+            count["n"] += 1
+            if count["n"] == self.stop_at:
+                ctx._stop_requested = True
+            return original(ctx, state_fn)
+
+        with monkeypatch.context() as m:
+            m.setattr(runner.RunContext, "boundary", stopping)
+            try:
+                runner.run(exp, scale="smoke", seed=1, out=self.cut_dir)
+            except runner.Interrupted:
+                self.interrupted = True
+        if self.interrupted:
+            self.resumed = runner.resume(self.cut_dir)
+
+
+_RUNS: dict[str, Runs] = {}
+
+
+@pytest.fixture
+def runs_of(tmp_path_factory, monkeypatch, fake_data) -> Callable[[str], Runs]:
+    """``runs_of(name)``: the session's two smoke runs of experiment ``name`` (made on first
+    use; optional data sets generated, as on a machine without them)."""
+    from creditlab import registry
+
+    def get(name: str) -> Runs:
+        exp = registry.get(name)
+        for data_set in optional_data_sets(exp):
+            fake_data(data_set)
+        if name not in _RUNS:
+            _RUNS[name] = Runs(exp, tmp_path_factory.mktemp("contract"), monkeypatch)
+        return _RUNS[name]
+
+    return get

@@ -131,7 +131,8 @@ def test_demo_offline_says_once_what_it_skips_and_runs_the_rest(capsys, tmp_path
     assert "skipping bp.mnist: data set 'mnist' is not here" in skips[0]
     assert "could not fetch" in skips[0] and "--mirror" in skips[0]
     assert any(line.startswith("[1/1] bp.digits") for line in lines)
-    assert lines[-1] == "1 experiment(s) skipped for missing data: bp.mnist"
+    assert lines[-2] == "1 experiment(s) skipped for missing data: bp.mnist"
+    assert lines[-1].startswith("the page: file://") and lines[-1].endswith("report.html")
     assert not (tmp_path / "runs" / "bp.mnist").exists()
 
 
@@ -184,8 +185,7 @@ def test_only_takes_names_with_spaces_or_commas(capsys, tmp_path, monkeypatch):
     from creditlab import cli
 
     seen = []
-    monkeypatch.setattr(cli, "_fetch_missing_data", lambda experiments, scale: seen.extend(
-        e.name for e in experiments) or {})  # fmt: skip
+    monkeypatch.setattr(cli, "_fetch_missing_data", lambda needed: seen.extend(needed) or {})
     import creditlab.runner as runner
 
     monkeypatch.setattr(runner, "run", lambda exp, **kw: (_ for _ in ()).throw(
@@ -232,3 +232,57 @@ def test_progress_is_a_line_a_minute_when_not_on_a_terminal(capsys, monkeypatch)
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "bp.mnist: 2/4 (50%), 1.0 min, ~1.0 min left, loss=0.5"
     assert lines[1] == "bp.mnist: 4/4 (100%), 2.2 min, loss=0.5" and len(lines) == 3
+
+
+def test_list_and_a_typo_answer_without_importing_torch(tmp_path):
+    """`creditlab list` (its rows kept while the sources are unchanged) and a mistyped command
+    never import torch, the seconds-long import (imports deferred to where they are needed)."""
+    probe = (
+        "import sys, contextlib, io, json, pathlib\n"
+        "from creditlab import cli\n"
+        f"cli.CATALOGUE_FILE = pathlib.Path({str(tmp_path / 'rows.json')!r})\n"
+        "row = ['kept.row', 'smoke', '', 'a row kept from an earlier listing']\n"
+        "rows = {'stamp': cli.source_stamp(), 'rows': [row]}\n"
+        "cli.CATALOGUE_FILE.write_text(json.dumps(rows))\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    cli.main(['list'])\n"
+        "assert 'kept.row' in out.getvalue()\n"
+        "try:\n"
+        "    cli.main(['lsit'])\n"
+        "except SystemExit as stop:\n"
+        "    assert stop.code == 2\n"
+        "print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]" and "invalid choice: 'lsit'" in proc.stderr
+
+
+def test_the_data_root_is_remembered_for_the_environment(capsys, tmp_path, monkeypatch):
+    from creditlab.data import store
+
+    monkeypatch.setattr(store, "REMEMBERED_FILE", tmp_path / "remembered")
+    monkeypatch.delenv("CREDITLAB_DATA", raising=False)
+    data = tmp_path / "data"
+    data.mkdir()
+    assert store.data_roots()[0] != data
+    assert main(["data", "remember", str(data)]) == 0
+    assert (tmp_path / "remembered").read_text().strip() == str(data)
+    assert store.data_roots()[0] == data  # found without $CREDITLAB_DATA
+    monkeypatch.setenv("CREDITLAB_DATA", str(tmp_path))
+    assert store.data_roots()[0] == tmp_path and data not in store.data_roots()  # the env wins
+    assert "not a folder" in _one_line_error(capsys, ["data", "remember", str(tmp_path / "x")])
+
+
+def test_a_failed_stop_is_reported_and_the_page_still_written(capsys, tmp_path, monkeypatch):
+    from creditlab import cli, runner
+
+    monkeypatch.setattr(cli, "_fetch_missing_data", lambda needed: {})
+    monkeypatch.setattr(runner, "run", lambda exp, **kw: (_ for _ in ()).throw(
+        RuntimeError("boom")))  # fmt: skip
+    code = cli.main(["demo", "--only", "bp.digits,bp.mnist", "--runs", str(tmp_path)])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1 and lines.count("  failed: RuntimeError: boom") == 2
+    assert "2 failed: bp.digits, bp.mnist (their folders say why)" in lines
+    assert lines[-1] == f"the page: {(tmp_path / 'report.html').resolve().as_uri()}"
+    assert (tmp_path / "report.html").is_file()

@@ -1,9 +1,10 @@
 """The contract every registered experiment meets, as named checks generated from the registry
 (scikit-learn's ``parametrize_with_checks`` habit): ``test_contract[bp.digits-resumes_exactly]``.
 
-For each experiment, two smoke runs with seed 1 are made once (cached for its checks): an
-unbroken one, and one stopped (as Ctrl-C would) at the middle one of its step boundaries and
-resumed from its checkpoint. The checks read them: the run folder and result.json schema,
+For each experiment, two smoke runs with seed 1 are made once per session (``runs_of`` in
+conftest.py; a method's own learning checks may read them too): an unbroken one, and one
+stopped (as Ctrl-C would) at the middle one of its step boundaries and resumed from its
+checkpoint. The checks read them: the run folder and result.json schema,
 finite metrics, the resumed run equal to the unbroken one (metrics and metric stream: so the
 same seed gives the same metrics), ``--device`` honoured or refused with one line, and what a
 user reads of it: ``creditlab run``'s lines, ``run --seeds``'s table, ``demo``'s line and the
@@ -14,79 +15,14 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
+from conftest import Runs, optional_data_sets, reproducible
 
-from creditlab import cli, registry, rundir, runner, seeds
-from creditlab.data import DATASETS
+from creditlab import cli, registry, rundir, seeds
 from creditlab.report import build_report, markdown_table
 
 EXPERIMENTS = registry.load_all()
-
-
-def _optional(exp: registry.Experiment) -> tuple[str, ...]:
-    return tuple(n for n in exp.data_sets("smoke") if DATASETS[n].optional)
-
-
-def _reproducible(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if not registry.is_timing_metric(k)}
-
-
-class Runs:
-    """The two smoke runs of one experiment that its checks read."""
-
-    def __init__(self, exp: registry.Experiment, root: Path, monkeypatch: pytest.MonkeyPatch):
-        self.exp, self.root = exp, root
-        self.unbroken_dir = root / exp.name / "unbroken"
-        self.cut_dir = root / "cut" / exp.name
-        count = {"n": 0}
-        original = runner.RunContext.boundary
-
-        def counting(ctx, state_fn):
-            count["n"] += 1
-            return original(ctx, state_fn)
-
-        with monkeypatch.context() as m:
-            m.setattr(runner.RunContext, "boundary", counting)
-            self.unbroken = runner.run(exp, scale="smoke", seed=1, out=self.unbroken_dir)
-        self.boundaries = count["n"]
-        self.stop_at = max(1, self.boundaries // 2)
-        self.interrupted, self.resumed = False, None
-        if self.boundaries == 0:
-            return
-        count["n"] = 0
-
-        def stopping(ctx, state_fn):
-            count["n"] += 1
-            if count["n"] == self.stop_at:
-                ctx._stop_requested = True
-            return original(ctx, state_fn)
-
-        with monkeypatch.context() as m:
-            m.setattr(runner.RunContext, "boundary", stopping)
-            try:
-                runner.run(exp, scale="smoke", seed=1, out=self.cut_dir)
-            except runner.Interrupted:
-                self.interrupted = True
-        if self.interrupted:
-            self.resumed = runner.resume(self.cut_dir)
-
-
-_CACHE: dict[str, Runs] = {}
-
-
-@pytest.fixture
-def runs_of(tmp_path_factory, monkeypatch, fake_data):
-    def get(name: str) -> Runs:
-        exp = EXPERIMENTS[name]
-        for data_set in _optional(exp):  # not on the CI machine: generated files
-            fake_data(data_set)
-        if name not in _CACHE:
-            _CACHE[name] = Runs(exp, tmp_path_factory.mktemp("contract"), monkeypatch)
-        return _CACHE[name]
-
-    return get
 
 
 # ----------------------------------------------------------------------------- the checks
@@ -130,7 +66,7 @@ def check_resumes_exactly(r: Runs, capsys) -> None:
     assert r.boundaries > 0, "no step boundary: the run cannot be stopped and resumed"
     assert r.interrupted, f"asked to stop at boundary {r.stop_at} of {r.boundaries}; it did not"
     assert not (r.cut_dir / rundir.CHECKPOINT_FILE).exists()
-    assert _reproducible(r.resumed["metrics"]) == _reproducible(r.unbroken["metrics"])
+    assert reproducible(r.resumed["metrics"]) == reproducible(r.unbroken["metrics"])
     cut = (r.cut_dir / rundir.METRICS_FILE).read_text()
     assert cut == (r.unbroken_dir / rundir.METRICS_FILE).read_text()
 
@@ -207,7 +143,9 @@ CHECKS = [
 
 def _params():
     for name, exp in EXPERIMENTS.items():
-        marks = () if _optional(exp) else (pytest.mark.genuine_data(*exp.data_sets("smoke")),)
+        marks = (
+            () if optional_data_sets(exp) else (pytest.mark.genuine_data(*exp.data_sets("smoke")),)
+        )
         for check in CHECKS:
             yield pytest.param(name, check, id=f"{name}-{check.__name__[6:]}", marks=marks)
 

@@ -601,25 +601,32 @@ def test_reference_initialisation_and_regulariser_defaults():
 
 
 def test_lif_resets_with_no_refractory_period():
+    """t_ref = 0 against a hand loop, on a varying current: spikes a few steps apart (where the
+    reset to 0 decides the next spike) and a strong pulse (consecutive spikes: no hold)."""
     from creditlab.spiking import LIF
 
+    g = torch.Generator().manual_seed(13)
+    current = torch.rand(1, 120, 2, generator=g, dtype=torch.float64) * 0.6
+    current[0, 60:64] = 12.0  # the pulse
     lif = LIF(threshold=1.0, t_ref=0)
-    lif.reset((1, 1), dtype=torch.float64)
-    spikes = lif(torch.full((1, 40, 1), 4.0, dtype=torch.float64))[0, :, 0]
+    lif.reset((1, 2), dtype=torch.float64)
+    spikes = lif(current)[0]
     # by hand: leak, input of the step before, integrate, fire and reset to 0, no hold
-    v = s = 0.0
-    pending, expected = 0.0, []
-    for _ in range(40):
-        v -= v / TAU_M
-        s = s - s / TAU_S + pending
-        v += s / TAU_S
-        fired = v > 1.0
-        expected.append(fired)
-        v = 0.0 if fired else v
-        pending = 4.0
+    v, s, pending, expected = [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], []
+    for t in range(120):
+        row = []
+        for i in range(2):
+            v[i] -= v[i] / TAU_M
+            s[i] = s[i] - s[i] / TAU_S + pending[i]
+            v[i] += s[i] / TAU_S
+            row.append(v[i] > 1.0)
+            v[i] = 0.0 if row[-1] else v[i]
+            pending[i] = float(current[0, t, i])
+        expected.append(row)
     assert spikes.tolist() == expected
-    gaps = torch.diff(spikes.nonzero().flatten())
+    gaps = torch.diff(spikes[:, 0].nonzero().flatten())
     assert int(gaps.min()) == 1  # with no refractory period a neuron can fire on consecutive steps
+    assert int(gaps.max()) >= 3 and int(spikes[:60].sum()) >= 6  # resets between spikes matter
 
 
 def test_interspike_cv_with_a_spike_at_step_zero_and_unequal_intervals():
@@ -658,3 +665,34 @@ def test_learning_rate_after_k_epochs():
         seen.append(learner.optimizer.param_groups[0]["lr"])
     expected = [0.01 / math.sqrt(k // 2 + 1) for k in range(7)]
     assert seen == pytest.approx(expected, rel=1e-12)
+
+
+def test_no_training_set_pass_gives_the_epochs_minibatch_means(tmp_path):
+    """fit(evaluate_train=False), as the experiments run it: train_loss / train_accuracy are
+    the last epoch's minibatch means from train_step, and only the test set is evaluated;
+    train_step's accuracy is that of the forward pass before its update."""
+    import time
+
+    from creditlab.train import fit
+
+    targets = learner_module.RateTargets(9.0, 1.0, 0.0)
+    x, y = no_step_zero(random_trains(6, 80, 8, 0.2, 51)), torch.tensor([0, 1, 2, 0, 1, 2])
+    net = tiny_network(seed=3, reference=True, lateral=0.3, bias=0.3)
+    counts = net.simulate(x).counts[-1]
+    assert (counts.max(1).values > counts.min(1).values).all()  # no example all tied
+    learner = HM2BPLearner(net, lambda xb, g: xb, 3, lr=0.05, targets=targets)
+    assert learner.train_step(x, counts.argmax(1))["accuracy"] == 1.0  # labelled as predicted
+    net = tiny_network(seed=3, reference=True, lateral=0.3)
+    learner = HM2BPLearner(net, lambda xb, g: xb, 3, lr=0.05, targets=targets)
+    seen, evaluated = [], []
+    step, evaluate = learner.train_step, learner.evaluate
+    learner.train_step = lambda xb, yb: seen.append(step(xb, yb)) or seen[-1]
+    learner.evaluate = lambda xb, yb: evaluated.append(len(xb)) or evaluate(xb, yb)
+    ctx = runner.RunContext(registry.get("hm2bp.mnist"), None, "smoke", 0, "cpu", tmp_path)
+    ctx._started = time.monotonic()
+    metrics = fit(ctx, learner, x, y, x[:4], y[:4], epochs=2, batch_size=2, evaluate_train=False)
+    assert len(seen) == 6 and evaluated == [4, 4]  # the test set after each epoch, no more
+    first, last = (sum(s["loss"] for s in part) / 3 for part in (seen[:3], seen[3:]))
+    assert first != pytest.approx(last)  # the epochs differ: which one is reported matters
+    assert metrics["train_loss"] == pytest.approx(last, rel=1e-12)
+    assert metrics["train_accuracy"] == pytest.approx(sum(s["accuracy"] for s in seen[3:]) / 3)

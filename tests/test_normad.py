@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from creditlab.methods.normad.neuron import (
     Neuron,
+    heun_step,
     kappa,
     layer_current,
     normad_trace,
@@ -18,6 +20,7 @@ from creditlab.methods.normad.neuron import (
 )
 from creditlab.methods.normad.normad import hidden_update, normad_update
 from creditlab.methods.normad.resume import resume_update
+from creditlab.methods.normad.surrogate import Adam, network_forward, network_gradients
 from creditlab.spiking.metrics import coincidence_accuracy, van_rossum_distance
 
 F64 = torch.float64
@@ -67,6 +70,41 @@ def test_subthreshold_membrane_matches_the_exact_response():
     v = simulate(layer_current(c, torch.full((1, 1, 1), 1e-9, dtype=F64)), cell).v[0, 0, :, 0]
     exact = 1e-9 * kappa(torch.arange(steps, dtype=F64) * cell.dt, cell, cell.tau_m)
     assert ((v - cell.e_l) - exact).abs().max() < 0.03 * exact.max()
+
+
+def test_simulation_equals_the_literal_step_by_step_membrane():
+    """simulate (the Heun step as a linear map, spikes read off afterwards) against the code's
+    LifKernel2 written out in volts: Heun with I held, clamp at E_L, spike at V >= V_T, reset to
+    E_L, 3 ms hold; the spike steps, pre-reset potentials, threshold slopes and clamped steps
+    agree."""
+    g = torch.Generator().manual_seed(5)
+    x = (torch.rand(1, 2, 600, 20, generator=g, dtype=F64) < 60 * CELL.dt).to(F64)
+    w = torch.randn(1, 20, 1, generator=g, dtype=F64) * 8e-9 + 1e-9
+    current = layer_current(synaptic_trace(x), w)
+    r = simulate(current)
+    c, gl, dt = CELL.c_m, CELL.g_l, CELL.dt
+    clamps = []
+    for k in range(2):
+        v, hold_until, times = CELL.e_l, -1, []
+        for t in range(600):
+            prev = v
+            if t > hold_until:
+                i = float(current[0, k, t, 0])
+                k1 = (-gl * (v - CELL.e_l) + i) / c
+                k2 = (-gl * (v + dt * k1 - CELL.e_l) + i) / c
+                v = v + dt * (k1 + k2) / 2
+                if v < CELL.e_l:
+                    clamps.append((k, t))
+                v = max(v, CELL.e_l)
+            assert math.isclose(float(r.v[0, k, t, 0]), v, abs_tol=1e-12)
+            if v >= CELL.v_t:
+                times.append(t)
+                slope = float(r.slope[0, k, t, 0])
+                assert math.isclose(slope, (v - prev) / dt, rel_tol=1e-9)
+                v, hold_until = CELL.e_l, t + CELL.ref_steps
+        assert r.spikes[0, k, :, 0].nonzero().flatten().tolist() == times
+        assert len(times) >= 3
+    assert clamps and r.clamped[0, :, :, 0].nonzero().tolist() == [list(c) for c in clamps]
 
 
 def test_refractory_period_and_threshold():
@@ -120,8 +158,9 @@ def _kappa_table(steps: int, fine: float = 1e-6):
 
 def test_hidden_rule_direction_matches_a_finite_difference_of_the_cost():
     """Cosine > 0.9 between the hidden rule (default constants: tau_L in the hidden traces, the
-    membrane's tau_m in kappa) and the finite-difference gradient of J = -sum e_k V_k, V_k the
-    output's exact subthreshold potential from the hidden spikes at their interpolated times."""
+    membrane's tau_m in kappa; > 0.99 with tau_m in both) and the finite-difference gradient of
+    J = -sum e_k V_k, V_k the output's exact subthreshold potential from the hidden spikes at
+    their interpolated times."""
     g = torch.Generator().manual_seed(0)
     n_in, hid, steps = 12, 3, 500
     x = (torch.rand(1, 1, steps, n_in, generator=g, dtype=F64) < 100 * CELL.dt).to(F64)
@@ -162,6 +201,11 @@ def test_hidden_rule_direction_matches_a_finite_difference_of_the_cost():
     rule = hidden_update(c_in, resp, error, w_out, 1.0, normalise=False)[0]
     cosine = (rule * descent).sum() / (rule.norm() * descent.norm())
     assert cosine > 0.9, float(cosine)
+    # with the exact subthreshold response tau_m in the hidden traces too, the rule is the
+    # gradient up to the linearisation of the spike times (reset-aware terms included)
+    exact = hidden_update(c_in, resp, error, w_out, 1.0, tau=CELL.tau_m, normalise=False)[0]
+    cosine = (exact * descent).sum() / (exact.norm() * descent.norm())
+    assert cosine > 0.99, float(cosine)
 
 
 def test_normalised_hidden_rule_is_the_gradient_direction_for_one_error_event():
@@ -180,6 +224,27 @@ def test_normalised_hidden_rule_is_the_gradient_direction_for_one_error_event():
     normed = hidden_update(c_in, resp, error, w_out, 1.0, normalise=True)
     cosine = (plain * normed).sum() / (plain.norm() * normed.norm())
     assert cosine > 1 - 1e-9
+
+
+def test_normalised_hidden_rule_divides_each_instant_by_its_own_norm():
+    """With two error events the normalised rule is g(t1)/|g(t1)| - g(t2)/|g(t2)|, g(t) the
+    unnormalised rule of a unit error at t alone (the full hidden-weight vector, its norm taken
+    directly rather than through the per-neuron Gram matrices the rule uses)."""
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(1, 1, 500, 12, generator=g, dtype=F64) < 100 * CELL.dt).to(F64)
+    c_in = synaptic_trace(x)
+    w_in = torch.rand(1, 12, 3, generator=g, dtype=F64) * 3e-9 + 1e-9
+    w_out = torch.tensor([[[1.0e-9], [-0.7e-9], [0.8e-9]]], dtype=F64)
+    resp = simulate(layer_current(c_in, w_in))
+    expected = torch.zeros(1, 12, 3, dtype=F64)
+    both = torch.zeros(1, 1, 500, 1, dtype=F64)
+    for at, sign in ((300, 1.0), (420, -1.0)):
+        one = torch.zeros(1, 1, 500, 1, dtype=F64)
+        one[0, 0, at, 0] = 1
+        g_t = hidden_update(c_in, resp, one, w_out, 1.0, normalise=False)
+        expected += sign * g_t / g_t.norm()
+        both[0, 0, at, 0] = sign
+    torch.testing.assert_close(hidden_update(c_in, resp, both, w_out, 1.0), expected)
 
 
 def test_resume_window_closed_form():
@@ -238,3 +303,93 @@ def test_coincidence_accuracy_counts_extra_spikes():
     p[0, 21], p[0, 20] = 1, 0  # shifted within the window
     p[1, 30] = 1  # one extra
     assert coincidence_accuracy(d, p, window=1).tolist() == [1.0, 2 / 3]
+
+
+class _SuperSpike(torch.autograd.Function):
+    """H(v - V_T) forward, SuperSpike's 1 / (1 + beta |v - V_T|)^2 backward."""
+
+    @staticmethod
+    def forward(ctx, v, beta):
+        ctx.save_for_backward(v)
+        ctx.beta = beta
+        return (v >= CELL.v_t).to(v.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (v,) = ctx.saved_tensors
+        return grad / (1 + ctx.beta * (v - CELL.v_t).abs()) ** 2, None
+
+
+def _autograd_layer(c, w, beta):
+    """The membrane written step by step with heun_step in volts, reset and hold detached."""
+    current = torch.einsum("ktn,nm->ktm", c, w)
+    v = torch.full(current[:, 0].shape, CELL.e_l, dtype=F64)
+    hold = torch.zeros_like(v)
+    out = []
+    for t in range(current.shape[1]):
+        new = torch.where(hold > 0, v, heun_step(v, current[:, t], CELL)).clamp(min=CELL.e_l)
+        s = _SuperSpike.apply(new, beta)
+        hold = torch.where(s.detach() > 0, float(CELL.ref_steps), (hold - 1).clamp(min=0))
+        v = CELL.e_l + (new - CELL.e_l) * (1 - s.detach())
+        out.append(s)
+    return torch.stack(out, 1)
+
+
+def _autograd_loss(c_in, w1, w2, desired, tau, beta):
+    """van Rossum loss (dt / tau) sum_t f_t^2 by its recurrence, through an autograd network."""
+    h = _autograd_layer(c_in, w1, beta)
+    c1, c2 = torch.zeros_like(h[:, 0]), torch.zeros_like(h[:, 0])
+    ch = []
+    for t in range(h.shape[1]):
+        c1 = c1 * math.exp(-CELL.dt / CELL.tau_1) + h[:, t]
+        c2 = c2 * math.exp(-CELL.dt / CELL.tau_2) + h[:, t]
+        ch.append(c1 - c2)
+    out = _autograd_layer(torch.stack(ch, 1), w2, beta)
+    f, loss = torch.zeros_like(out[:, 0]), 0.0
+    for t in range(out.shape[1]):
+        f = f * math.exp(-CELL.dt / tau) + out[:, t] - desired[:, t]
+        loss = loss + (f**2).sum() * CELL.dt / tau
+    return loss, h, out
+
+
+@pytest.fixture(scope="module")
+def surrogate_net():
+    g = torch.Generator().manual_seed(4)
+    n_in, hid, steps = 10, 4, 300
+    x = (torch.rand(1, 2, steps, n_in, generator=g, dtype=F64) < 80 * CELL.dt).to(F64)
+    w1 = torch.rand(1, n_in, hid, generator=g, dtype=F64) * 4e-9 + 1e-9
+    w2 = torch.rand(1, hid, 2, generator=g, dtype=F64) * 6e-9 - 1e-9
+    desired = torch.zeros(1, 2, steps, 2, dtype=F64)
+    desired[0, 0, [80, 200], 0] = 1
+    desired[0, 1, 150, 1] = 1
+    return synaptic_trace(x), [w1, w2], desired
+
+
+def test_surrogate_gradient_equals_autograd_of_an_independent_forward(surrogate_net):
+    c_in, weights, desired = surrogate_net
+    tau, beta = 5e-3, 200.0
+    fwd = network_forward(c_in, weights, CELL)
+    loss, grads = network_gradients(fwd, weights, desired, tau, CELL, beta)
+    w1 = weights[0][0].clone().requires_grad_(True)
+    w2 = weights[1][0].clone().requires_grad_(True)
+    ref, h, out = _autograd_loss(c_in[0], w1, w2, desired[0], tau, beta)
+    assert (h == fwd.responses[0].spikes[0]).all() and (out == fwd.out[0]).all()
+    assert h.sum() > 5 and out.sum() > 0  # spikes, resets and holds on the path
+    ref.backward()
+    torch.testing.assert_close(loss[0], ref.detach())
+    torch.testing.assert_close(grads[1][0], w2.grad, rtol=1e-5, atol=1e-9 * w2.grad.abs().max())
+    torch.testing.assert_close(grads[0][0], w1.grad, rtol=1e-5, atol=1e-9 * w1.grad.abs().max())
+
+
+def test_surrogate_training_lowers_the_van_rossum_loss_on_a_fixed_trial(surrogate_net):
+    c_in, weights, desired = surrogate_net
+    weights = [w.clone() for w in weights]
+    opt = Adam(lr=4e-11)
+    state = opt.init(weights)
+    first = network_gradients(network_forward(c_in, weights), weights, desired, 5e-3)[0]
+    for _ in range(6):
+        fwd = network_forward(c_in, weights)
+        _, grads = network_gradients(fwd, weights, desired, 5e-3)
+        opt.step(weights, grads, state, torch.ones(1, dtype=torch.bool))
+    last = network_gradients(network_forward(c_in, weights), weights, desired, 5e-3)[0]
+    assert last < 0.85 * first, (float(first), float(last))

@@ -109,9 +109,10 @@ def test_report_shows_latest_run_against_paper(page: str) -> None:
     assert "matches or beats paper" in page  # sparse.sort: 0.7777 vs 0.75
     assert "0.4321" in page and "sparse.sort" in page  # the custom-layout run is found
     assert "12.3 s" in page and "322 MB" in page
-    assert "Latest of 2 finished runs" in page
-    # 3 experiment sections x (learning curves + own plot)
-    assert page.count("data:image/png;base64,") == 6
+    assert "latest of 2 finished runs" in page
+    # 3 experiment sections x their own plot (the generic learning curves are left out)
+    assert page.count("data:image/png;base64,") == 3
+    assert "Figure 1: own (bp.mnist, smoke scale, seed(s) 1)." in page  # a caption, no file name
 
 
 def test_report_is_self_contained_and_escaped(page: str) -> None:
@@ -136,9 +137,15 @@ def test_empty_runs_dir_says_so(tmp_path: Path) -> None:
     assert "No finished runs" in markdown_table(tmp_path / "runs")
 
 
+def _runs_rows(markdown: str) -> list[str]:
+    """The rows of the Markdown's table of runs (its last section)."""
+    runs = markdown.split("## Runs", 1)[1]
+    return [line for line in runs.splitlines() if line.startswith("| ")][1:]
+
+
 def test_markdown_table_has_a_row_per_experiment(runs: Path) -> None:
     table = markdown_table(runs)
-    rows = [line for line in table.splitlines() if line.startswith("| ")][1:]
+    rows = _runs_rows(table)
     assert [row.split(" | ")[0] for row in rows] == ["| bp.mnist", "| relu.dying", "| sparse.sort"]
     assert "0.9612" in table and "0.8123" not in table and "Table 1 of the paper" in table
     assert "smoke" in table and "CPUs" in table
@@ -190,7 +197,7 @@ def test_paper_figure_of_another_protocol_is_not_compared(tmp_path: Path) -> Non
     run_on("mnist10k", "a.small")
     run_on("mnist60k", "b.full")
     table = markdown_table(tmp_path / "runs")
-    small, full = [line for line in table.splitlines() if line.startswith("| ")][1:]
+    small, full = _runs_rows(table)
     assert "mnist10k (8,000 train)" in small
     assert "not comparable (mnist10k here, mnist60k in the paper)" in small
     assert "falls short" not in small and "-0.0300" not in small
@@ -208,9 +215,111 @@ def test_one_experiment_on_two_protocols_gets_a_row_each(tmp_path: Path) -> None
         result = json.loads((folder / "result.json").read_text())
         result["data"] = {"name": protocol, "protocol": protocol, "n_train": 100}
         (folder / "result.json").write_text(json.dumps(result))
-    rows = markdown_table(tmp_path / "runs").splitlines()[2:]
+    rows = _runs_rows(markdown_table(tmp_path / "runs"))
     assert [row.split(" | ")[0] for row in rows] == [
         "| bp.mnist [fashion_mnist]",
         "| bp.mnist [mnist10k]",
     ]
     assert "0.8800" in rows[0] and "0.9500" in rows[1]
+
+
+# --- which run is shown, and the claims' verdicts (issue 31) ----------------------------------
+
+
+def _aggregate(folder: Path, experiment: str, finished: str, metrics: dict, **extra) -> Path:
+    """A multi-seed folder as creditlab.seeds writes it: seeds.json, aggregate.json."""
+    folder.mkdir(parents=True)
+    seeds = len(next(iter(metrics.values())))
+    plan = {"experiment": experiment, "scale": "quick", "seeds": list(range(seeds))}
+    (folder / "seeds.json").write_text(json.dumps(plan))
+    summary = {
+        name: {"mean": sum(v) / len(v), "std": 0.01, "min": min(v), "max": max(v),
+               "ci95": [min(v), max(v)], "values": v, "n": len(v)}
+        for name, v in metrics.items()
+    }  # fmt: skip
+    result = {"experiment": experiment, "scale": "quick", "seeds": plan["seeds"],
+              "metrics": summary, "paper": {}, "finished_utc": finished, "wall_seconds": 1.0,
+              "peak_memory_mb": 1.0, **extra}  # fmt: skip
+    (folder / "aggregate.json").write_text(json.dumps(result))
+    return folder
+
+
+def test_an_older_aggregate_is_shown_before_a_newer_single_run(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    _aggregate(root / "bp.digits" / "seeds0-1", "bp.digits", "2026-01-01T00:00:00Z",
+               {"test_accuracy": [0.91, 0.93]})  # fmt: skip
+    _make_run(root / "bp.digits" / "single", "bp.digits", finished="2026-02-01T00:00:00Z",
+              metrics={"test_accuracy": 0.5})  # fmt: skip
+    (row,) = _runs_rows(markdown_table(root))
+    assert "0-1 (2 seeds)" in row and "0.9200" in row and "0.5000" not in row
+
+
+def _claim_row(markdown: str, text: str) -> str:
+    return next(line for line in markdown.splitlines() if text in line and line.startswith("|"))
+
+
+def test_relative_difference_keeps_its_sign_with_a_negative_paper_value(tmp_path: Path) -> None:
+    """A return of -98 against the paper's -100 is 2 more: +2, +2.0% (not -2.0%)."""
+    _make_run(tmp_path / "runs" / "coagent.acrobot" / "r", "coagent.acrobot",
+              finished="2026-01-01T00:00:00Z", metrics={"eval_return": -98.0},
+              paper={"eval_return": {"value": -100.0, "source": "Fig. 4"}})  # fmt: skip
+    markdown = markdown_table(tmp_path / "runs")
+    row = _claim_row(markdown, "The paper reports eval_return")
+    paper, measured = -100.0, -98.0
+    relative = (measured - paper) / abs(paper)  # the independent computation
+    assert f"| +2 ({relative:+.1%}) | reproduced |" in row and relative > 0
+
+
+def test_a_run_with_a_protocol_gets_a_verdict_against_a_figure_naming_none(tmp_path: Path) -> None:
+    paper = {"test_accuracy": {"value": 0.68, "source": "MNIST-1D table"}}  # no protocol
+    folder = _make_run(tmp_path / "runs" / "bp.mnist1d" / "r", "bp.mnist1d",
+                       finished="2026-01-01T00:00:00Z", metrics={"test_accuracy": 0.62},
+                       paper=paper)  # fmt: skip
+    result = json.loads((folder / "result.json").read_text())
+    result["data"] = {"name": "mnist1d", "protocol": "mnist1d", "n_train": 4000}
+    result["scale"] = "paper"  # at the paper's budget a shortfall counts
+    (folder / "result.json").write_text(json.dumps(result))
+    row = _claim_row(markdown_table(tmp_path / "runs"), "bp.mnist1d: An MLP")
+    assert "| not reproduced: 0.06 short |" in row and "not comparable" not in row
+
+
+def test_a_claim_failing_at_smoke_scale_is_not_comparable_and_at_quick_not_reproduced(
+    tmp_path: Path,
+) -> None:
+    """A paper's relation (dvae: RBM posterior's NLL below the factorial one's) failing in a
+    seconds-long smoke run says nothing of the claim; at quick scale it is a verdict."""
+    folder = _make_run(tmp_path / "runs" / "dvae.bmnist" / "r", "dvae.bmnist",
+                       finished="2026-01-01T00:00:00Z",
+                       metrics={"nll_gain_over_factorial": -0.7})  # fmt: skip
+    row = _claim_row(markdown_table(tmp_path / "runs"), "lower test NLL than a factorial")
+    assert "| not comparable: budget: smoke scale" in row
+    result = json.loads((folder / "result.json").read_text())
+    (folder / "result.json").write_text(json.dumps({**result, "scale": "quick"}))
+    row = _claim_row(markdown_table(tmp_path / "runs"), "lower test NLL than a factorial")
+    assert "| not reproduced |" in row
+
+
+def test_a_goal_met_on_some_seeds_is_partly_met(tmp_path: Path) -> None:
+    metrics = {"index_accuracy_identity": [0.99, 0.94, 0.97],
+               "index_accuracy_permutation": [0.5, 0.6, 0.7]}  # fmt: skip
+    _aggregate(tmp_path / "runs" / "sparse.identity" / "s", "sparse.identity",
+               "2026-01-01T00:00:00Z", metrics)  # fmt: skip
+    markdown = markdown_table(tmp_path / "runs")
+    identity = _claim_row(markdown, "learns a 32x32 identity")
+    assert "| partly met: holds on 2 of 3 seeds |" in identity
+    assert "| not met: holds on 0 of 3 seeds |" in _claim_row(markdown, "random permutation")
+    assert "| not run here |" in _claim_row(markdown, "coagent.cartpole")
+
+
+def test_sweeps_over_settings_are_not_reported_but_a_sweep_of_the_defaults_is(tmp_path):
+    """find_runs: a grid sweep explores settings (left out, as tuning folders are); a sweep with
+    no grid is seeds of the defaults, on a cluster, and is reported."""
+    from creditlab.rundir import SWEEP_FILE, find_runs, write_json
+
+    for sweep, grid in (("grid", [{"lr": "0.1"}, {"lr": "0.3"}]), ("defaults", [{}])):
+        run = tmp_path / sweep / "point" / "s0"
+        run.mkdir(parents=True)
+        write_json(tmp_path / sweep / SWEEP_FILE, {"grid": grid})
+        write_json(run / "result.json", {"experiment": "bp.digits", "seed": 0})
+    reported = {run.folder.relative_to(tmp_path).parts[0] for run in find_runs(tmp_path)}
+    assert reported == {"defaults"}

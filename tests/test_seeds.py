@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 
 import numpy as np
 import pytest
+import scipy.stats
 
 from creditlab import registry, runner, seeds
 from creditlab.cli import main
@@ -41,6 +43,36 @@ def test_summary_statistics_against_independent_computations() -> None:
     half = 1.96 * sample.std(ddof=1) / np.sqrt(len(sample))
     assert low == pytest.approx(sample.mean() - half, abs=0.05 * half + 0.01)
     assert high == pytest.approx(sample.mean() + half, abs=0.05 * half + 0.01)
+
+
+def test_bootstrap_interval_against_the_exact_bootstrap_distribution() -> None:
+    # five seeds have 5**5 equally likely resamples: their means are the exact bootstrap
+    # distribution, and its percentiles the interval the 10,000 resamples estimate
+    for values in ([0.91, 0.95, 0.93, 0.97, 0.90], [0.0, 0.0, 0.0, 0.0, 10.0]):
+        x = np.array(values)
+        exact = [x[list(draw)].mean() for draw in itertools.product(range(5), repeat=5)]
+        expected = np.percentile(exact, [2.5, 97.5])
+        assert seeds.bootstrap_interval(values) == pytest.approx(expected, abs=1e-12), values
+    # the outlier is the last value: a resampler that never draws it would give [0, 0]
+    assert seeds.bootstrap_interval([0.0, 0.0, 0.0, 0.0, 10.0]) == pytest.approx((0.0, 6.0))
+    sample = np.random.default_rng(7).normal(0.0, 1.0, 12)  # and as scipy computes it
+    theirs = scipy.stats.bootstrap((sample,), np.mean, method="percentile", random_state=1)
+    ours = seeds.bootstrap_interval(sample)
+    half = sample.std(ddof=1) / np.sqrt(len(sample))
+    assert ours == pytest.approx(tuple(theirs.confidence_interval), abs=0.05 * half)
+
+
+def test_aggregate_memory_is_the_peak_and_time_the_sum() -> None:
+    per_seed = ((0, 0.5, 1.25, 300.0), (1, 0.7, 2.5, 512.5), (2, 0.6, 4.0, 100.0))
+    runs = [
+        {"experiment": "e", "scale": "smoke", "seed": seed, "config": {}, "metrics": {"m": m},
+         "wall_seconds": wall, "peak_memory_mb": peak}
+        for seed, m, wall, peak in per_seed
+    ]  # fmt: skip
+    summary = seeds.aggregate(runs)
+    assert summary["peak_memory_mb"] == 512.5  # the largest seed's, not the last or the first
+    assert summary["wall_seconds"] == 1.25 + 2.5 + 4.0  # all seeds' time together
+    assert summary["seeds"] == [0, 1, 2] and summary["metrics"]["m"]["values"] == [0.5, 0.7, 0.6]
 
 
 def _reproducible(metrics: dict) -> dict:

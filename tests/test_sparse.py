@@ -423,12 +423,12 @@ TINY = {
         "single_iterations": "[12]",
         "batch_size": "4",
         "channels": "[2]",
-        "hidden": "4",
+        "hidden": "[4]",
         "test_sequences": "10",
         "eval_every": "6",
         "log_every": "3",
     },
-    "sparse.attention": {"epochs": "3", "channels": "[2]", "hyper_hidden": "4"},
+    "sparse.attention": {"epochs": "3", "channels": "[2, 2, 2]", "hyper_hidden": "4"},
 }
 
 
@@ -530,3 +530,43 @@ def test_reinforce_identity_layer_moves_its_policy_towards_low_loss_tuples():
         tuples, _ = layer.eval().entries(torch.zeros(1, 6))
         hits += tuples[0].tolist() in ([0, 3], [1, 0], [2, 1], [3, 2], [4, 4], [5, 5])
     assert hits >= 4
+
+
+def test_diffsort_loss_is_near_zero_for_the_true_order_and_large_for_the_reversed_one():
+    """diffsort's relaxed permutation against the true one: with a steep relaxation and
+    well-separated keys in the true order the loss is near 0; for the reversed keys it is not.
+    The keys' order (2, 0, 1, 3) is a 3-cycle, so a transposed target would not pass."""
+    keys = torch.tensor([[2.0, 0.0, 1.0, 3.0], [0.5, 3.0, -1.0, 1.5]], dtype=F64)
+    labels = keys.argsort(1).argsort(1) * 7  # values in the keys' order
+    true = sorting.diffsort_loss(keys, labels, steepness=1000.0)
+    reversed_ = sorting.diffsort_loss(-keys, labels, steepness=1000.0)
+    assert true < 1e-3 and reversed_ > 1.0
+    assert sorting.diffsort_loss(keys, labels) < sorting.diffsort_loss(-keys, labels)
+
+
+def test_reference_networks_have_the_references_layers():
+    """Parameter counts worked out by hand from the reference's layer lists: the sorting key
+    network (9 convs of 16/64/128 channels, 3 batch norms, 3 pools to 3 x 3, dense 256, 128,
+    1) and the attention hypernetwork (convs 32, 32, 64, 64, 128, 128; the first dense layer
+    reads floor(w / (2 * pool^3))^2 * 128 values: 128 at 28 x 28, 4,608 at 100 x 100)."""
+    from creditlab.methods.sparse.networks import attention_hypernetwork, key_network
+
+    def conv(a, b):
+        return a * b * 9 + b
+
+    convs = conv(1, 16) + 2 * conv(16, 16) + conv(16, 64) + 2 * conv(64, 64)
+    convs += conv(64, 128) + 2 * conv(128, 128)
+    dense = (9 * 128 * 256 + 256) + (256 * 128 + 128) + (128 + 1)
+    net = key_network((1, 28, 28))
+    assert sum(p.numel() for p in net.parameters()) == convs + 2 * (16 + 64 + 128) + dense
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in net) == 9
+    for side, reads in ((28, 128), (100, 4608)):
+        hyper = attention_hypernetwork((1, side, side), 16, pool=2)
+        linears = [m for m in hyper if isinstance(m, torch.nn.Linear)]
+        assert [(m.in_features, m.out_features) for m in linears] == [
+            (reads, 512), (512, 512), (512, 16)
+        ]  # fmt: skip
+        assert [m.out_channels for m in hyper if isinstance(m, torch.nn.Conv2d)] == [
+            32, 32, 64, 64, 128, 128
+        ]  # fmt: skip
+        assert hyper(torch.zeros(2, 1, side, side)).shape == (2, 16)

@@ -7,28 +7,31 @@ import statistics
 
 import pytest
 
-from creditlab import registry, tuning
+from creditlab import registry, sweep, tuning
 from creditlab.cli import main
 from creditlab.errors import UserError
 from creditlab.rundir import find_runs
 
 
 def test_grid_product_and_zip() -> None:
-    assert tuning.parse_grid(["lr=1,2", "hidden=8,16"]) == [
+    assert sweep.parse_grid(["lr=1,2", "hidden=8,16"]) == [
         {"lr": "1", "hidden": "8"},
         {"lr": "1", "hidden": "16"},
         {"lr": "2", "hidden": "8"},
         {"lr": "2", "hidden": "16"},
     ]
-    assert tuning.parse_grid(["lr=1,2", "lr_bp=3,4"], zipped=True) == [
+    assert sweep.parse_grid(["lr=1,2", "lr_bp=3,4"], zipped=True) == [
         {"lr": "1", "lr_bp": "3"},
         {"lr": "2", "lr_bp": "4"},
     ]
-    for bad in (["lr"], ["lr="], ["=1,2"], ["lr=1", "lr=2"], []):
-        with pytest.raises(UserError, match="--grid|tune needs"):
-            tuning.parse_grid(bad)
+    assert sweep.parse_grid([]) == [{}]  # a sweep of the defaults; tune refuses it
+    for bad in (["lr"], ["lr="], ["=1,2"], ["lr=1", "lr=2"], ["data=a/b"]):
+        with pytest.raises(UserError, match="--grid"):
+            sweep.parse_grid(bad)
     with pytest.raises(UserError, match="same number"):
-        tuning.parse_grid(["lr=1,2", "lr_bp=3"], zipped=True)
+        sweep.parse_grid(["lr=1,2", "lr_bp=3"], zipped=True)
+    with pytest.raises(UserError, match="tune needs at least one --grid"):
+        tuning.tune(registry.get("bp.digits"), [], ["test_accuracy"])
 
 
 def test_reporting_seeds_are_refused_in_one_line(tmp_path, capsys) -> None:
@@ -39,10 +42,12 @@ def test_reporting_seeds_are_refused_in_one_line(tmp_path, capsys) -> None:
     assert not any(tmp_path.iterdir())  # nothing ran
     # a bad value of a grid point fails before anything runs, too
     assert main(["tune", "bp.digits", "--grid", "lr=0.1,fast", "--metric", "x"]) == 2
-    assert (
-        main([*argv, "--metric", "no_such_metric", "--scale", "smoke", "--seeds", "100-100"]) == 2
-    )
+    # a metric the experiment does not report, before any trial starts (or any folder is made)
+    argv += ["--metric", "no_such_metric", "--scale", "smoke", "--seeds", "100-100"]
+    argv += ["--runs", str(tmp_path)]
+    assert main(argv) == 2
     assert "no metric no_such_metric" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
 
 
 def test_tune_chooses_the_best_mean_over_tuning_seeds_and_resumes(tmp_path, capsys) -> None:
@@ -80,8 +85,17 @@ def test_tune_chooses_the_best_mean_over_tuning_seeds_and_resumes(tmp_path, caps
     assert main(argv) == 0
     capsys.readouterr()
     assert {p: p.stat().st_mtime_ns for p in out.rglob("result.json")} == before
-    # a different plan in the same folder is refused
-    assert main([*argv[:-4], "--grid", "lr=0.5", "--metric", "test_accuracy"]) == 2
+    # a different plan in the same folder is refused: grid, seeds, metrics, overrides
+    same = ["--grid", "lr=0.003,0.1", "--metric", "test_accuracy", "--metric", "test_loss"]
+    for other in (
+        [*argv[:-6], "--grid", "lr=0.5", "--metric", "test_accuracy", "--metric", "test_loss"],
+        [*argv[:4], "--seeds", "100-102", *argv[6:]],
+        [*argv[:-6], "--grid", "lr=0.003,0.1", "--metric", "test_accuracy"],
+        [*argv, "--set", "hidden=16"],
+    ):
+        assert main(other) == 2
+        assert "holds a sweep with other" in capsys.readouterr().err
+    assert argv[-6:] == same
 
     # tuning runs never reach the report (they are on tuning seeds)
     assert find_runs(tmp_path) == []
@@ -101,4 +115,4 @@ def test_minimize_chooses_the_smallest(tmp_path) -> None:
     )
     losses = {p["point"]["lr"]: p["metrics"]["test_loss"]["mean"] for p in table["points"]}
     assert table["best"]["test_loss"] == {"lr": min(losses, key=losses.get)}
-    assert "smallest mean" in tuning.format_table(table)[-1]
+    assert "smallest mean" in sweep.format_table(table)[-1]

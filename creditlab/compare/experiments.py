@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from creditlab.compare.training import train_rule
+from creditlab.compare.regression import train_teacher
+from creditlab.compare.training import train_lenet, train_rule
 from creditlab.data import ClassifierData
 from creditlab.registry import experiment
 from creditlab.runner import RunContext
@@ -15,13 +17,15 @@ from creditlab.train import TrainingConfig
 @dataclass
 class CompareConfig(TrainingConfig):
     rule: str = "bp"
-    """learning rule: bp, fa or dfa (see creditlab.compare.rules.RULES)"""
+    """learning rule: bp, fa, dfa, dendritic, coagent or hm2bp (creditlab.compare.rules.RULES)"""
     hidden: tuple[int, ...] = (256, 256)
     """hidden layer widths of the MLP every rule trains"""
     activation: str = "relu"
     """hidden nonlinearity: relu, tanh or sigmoid"""
     align_every: int = 100
     """log the cosine of the rule's update with backprop's every this many steps (0: never)"""
+    spike_steps: int = 400
+    """hm2bp only: time steps (1 ms) each rate-coded image is shown (400: the reference's)"""
     threads: int = 1
     """torch CPU threads (timings comparable across rules; 0 leaves the setting alone)"""
 
@@ -84,3 +88,106 @@ def compare_mnist(cfg: MnistTask, ctx: RunContext) -> dict[str, float]:
 def compare_fashion_mnist(cfg: FashionTask, ctx: RunContext) -> dict[str, float]:
     """One learning rule (--set rule=...) on Fashion-MNIST, with the compare harness's MLP."""
     return train_rule(cfg, ctx)
+
+
+@dataclass
+class LeNetTask(TrainingConfig):
+    """BioTorch's Fashion-MNIST LeNet benchmark (``Benchmarks.md``): its network and its
+    SGD recipe for LeNet (``benchmark_configs/cifar10/le_net/sgd/*.yaml``)."""
+
+    dataset: ClassifierData = "fashion_mnist"
+    """data set (Fashion-MNIST, 60k/10k; BioTorch selects and reports on the 10k test set)"""
+    rule: str = "bp"
+    """bp, fa or dfa: the mode of every layer"""
+    epochs: int = 250
+    """passes over the training set (BioTorch's LeNet configs)"""
+    batch_size: int = 128
+    """examples per minibatch (BioTorch's)"""
+    optimizer: Literal["adam", "sgd"] = "sgd"
+    """BioTorch's: SGD"""
+    lr: float = 0.0
+    """0: BioTorch's rate for the mode (bp 0.1, fa 1e-3, dfa 1e-4)"""
+    momentum: float = 0.9
+    """SGD momentum (BioTorch's)"""
+    weight_decay: float = 1e-4
+    """L2 weight decay (BioTorch's)"""
+    milestones: tuple[int, ...] = (100, 150, 200)
+    """epochs at which the learning rate is multiplied by gamma (BioTorch's)"""
+    gamma: float = 0.1
+    """learning-rate factor at each milestone (BioTorch's)"""
+    n_test: int = 0
+    """evaluate on the first n_test test examples only (0: all; smoke scale only)"""
+    align_every: int = 200
+    """log the cosine of the mode's update with backprop's every this many steps (0: never)"""
+    threads: int = 1
+    """torch CPU threads (0 leaves the setting alone)"""
+
+
+@experiment(
+    "compare.fashion_mnist_lenet",
+    config=LeNetTask,
+    scales={
+        "smoke": {"epochs": 1, "n_train": 256, "n_test": 256, "align_every": 1},
+        "quick": {"epochs": 1, "n_train": 12000},
+        "paper": {},
+    },
+)
+def compare_fashion_mnist_lenet(cfg: LeNetTask, ctx: RunContext) -> dict[str, float]:
+    """BP, FA or DFA (--set rule=...) as a mode of BioTorch's LeNet on Fashion-MNIST."""
+    return train_lenet(cfg, ctx)
+
+
+@dataclass
+class TeacherTask:
+    """The teacher-student regression (creditlab.compare.regression): bp, fa and dfa."""
+
+    rule: str = "bp"
+    """bp, fa or dfa (the rules whose output error the mean squared error changes only)"""
+    loss: Literal["mse"] = "mse"
+    """the student's loss: torch's mean squared error"""
+    n_in: int = 30
+    """input width (teacher and student)"""
+    teacher_hidden: int = 20
+    """teacher's hidden width (tanh)"""
+    teacher_gain: tuple[float, float] = (2.0, 1.0)
+    """gains k1, k2 of t = k2 W2 tanh(k1 W1 x)"""
+    n_out: int = 10
+    """output width"""
+    hidden: tuple[int, ...] = (50, 50)
+    """student's hidden widths"""
+    activation: str = "relu"
+    """student's hidden nonlinearity"""
+    n_train: int = 5000
+    """fixed training examples"""
+    n_test: int = 1000
+    """test examples"""
+    epochs: int = 50
+    """passes over the training examples"""
+    batch_size: int = 100
+    """examples per minibatch"""
+    optimizer: Literal["adam", "sgd"] = "adam"
+    """optimiser fed each rule's update as the negative gradient"""
+    lr: float = 1e-3
+    """learning rate (cosine decay over the run)"""
+    momentum: float = 0.9
+    """SGD only: momentum"""
+    weight_decay: float = 0.0
+    """L2 weight decay"""
+    align_every: int = 100
+    """log the cosine of the rule's update with backprop's every this many steps (0: never)"""
+    threads: int = 1
+    """torch CPU threads (0 leaves the setting alone)"""
+
+
+@experiment(
+    "compare.teacher",
+    config=TeacherTask,
+    scales={
+        "smoke": {"n_train": 200, "n_test": 100, "epochs": 2, "align_every": 1},
+        "quick": {"epochs": 30},
+        "paper": {"n_train": 20000, "n_test": 5000, "epochs": 100},
+    },
+)
+def compare_teacher(cfg: TeacherTask, ctx: RunContext) -> dict[str, float]:
+    """BP, FA or DFA (--set rule=...) on the teacher-student regression (test_mse)."""
+    return train_teacher(cfg, ctx)

@@ -7,7 +7,8 @@ its own feedback weights (``biotorch/layers/fa/linear.py``, ``biotorch/layers/df
 
 With pre-activations :math:`a_l = W_l h_{l-1} + b_l`, activities :math:`h_l = f(a_l)`,
 :math:`h_0 = x` and the output error of the mean cross-entropy
-:math:`e = \\partial L / \\partial a_L = (\\mathrm{softmax}(a_L) - \\mathrm{onehot}(y)) / n`:
+:math:`e = \\partial L / \\partial a_L = (\\mathrm{softmax}(a_L) - \\mathrm{onehot}(y)) / n`
+(or, for the teacher-student regression, the mean squared error's :math:`2 (a_L - y) / (n d)`):
 
 .. math::
 
@@ -47,6 +48,9 @@ from creditlab.train import evaluate_logits, load_optimizer_state, optimizer_sta
 
 Mode = Literal["bp", "fa", "dfa"]
 MODES: tuple[str, ...] = ("bp", "fa", "dfa")
+Loss = Literal["cross_entropy", "mse"]
+LOSSES = {"cross_entropy": nn.functional.cross_entropy, "mse": nn.functional.mse_loss}
+"""the losses whose output error :meth:`FeedbackNetwork.output_error` writes out"""
 
 
 def activation_derivative(name: str, a: torch.Tensor) -> torch.Tensor:
@@ -84,10 +88,13 @@ class FeedbackNetwork:
         mode: Mode = "fa",
         activation: str = "relu",
         generator: torch.Generator | None = None,
+        loss: Loss = "cross_entropy",
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-        self.mode, self.activation = mode, activation
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {tuple(LOSSES)}, not {loss!r}")
+        self.mode, self.activation, self.loss = mode, activation, loss
         generator = generator or torch.Generator().manual_seed(0)
         self.model = mlp(n_in, hidden, n_out, activation)
         self.linears = [m for m in self.model if isinstance(m, nn.Linear)]
@@ -127,9 +134,7 @@ class FeedbackNetwork:
         """The rule's proposed update ``Δθ`` (a descent direction; learning rate 1) on the
         batch, named like ``model``'s parameters. Nothing is changed."""
         a, h = self.forward(x)
-        e = torch.softmax(a[-1], dim=1)
-        e[torch.arange(len(y)), y] -= 1
-        e /= len(y)  # the gradient of the mean cross-entropy with respect to the logits
+        e = self.output_error(a[-1], y)
         deltas = [e]
         for k in range(len(self.linears) - 2, -1, -1):  # hidden layers, top to bottom
             if self.mode == "bp":
@@ -144,6 +149,16 @@ class FeedbackNetwork:
             update[f"{name}.weight"] = -(delta.T @ pre)
             update[f"{name}.bias"] = -delta.sum(0)
         return update
+
+    def output_error(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``e = dL/da_L``: for the mean cross-entropy ``(softmax(a_L) - onehot(y)) / n``;
+        for the mean squared error over all outputs (torch's ``mse_loss``, the
+        teacher-student task) ``2 (a_L - y) / (n d)``."""
+        if self.loss == "mse":
+            return 2 * (out - y) / y.numel()
+        e = torch.softmax(out, dim=1)
+        e[torch.arange(len(y)), y] -= 1
+        return e / len(y)
 
     def weight_angles(self) -> dict[str, float]:
         """Angle in degrees between each feedback matrix and the forward path it stands for:
@@ -229,8 +244,8 @@ class FeedbackClassifier:
         if self.schedule is not None:
             self.schedule.step()
         with torch.no_grad():
-            logits = self.net.model(x)
-        return {"loss": nn.functional.cross_entropy(logits, y).item()}
+            out = self.net.model(x)
+        return {"loss": LOSSES[self.net.loss](out, y).item()}
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
@@ -246,7 +261,8 @@ class FeedbackClassifier:
     def alignment_metrics(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Cosine of this mode's update with ``-∇L`` (exact, autograd) per weight matrix and
         overall (all parameters), and the feedback-weight angles."""
-        result = gradient_alignment(self.net.model, x, y, self.net.update(x, y))
+        update = self.net.update(x, y)
+        result = gradient_alignment(self.net.model, x, y, update, LOSSES[self.net.loss])
         out = {"alignment_cosine": result.overall_cosine}
         for k, name in enumerate(self.net.names):
             out[f"alignment_cosine/layer{k + 1}"] = result.cosine[f"{name}.weight"]

@@ -27,15 +27,18 @@ def draw(folder: Path, rules: Sequence[str], title: str = "") -> list[Path]:
     paths = []
     fig = Figure(figsize=PANEL_SIZE)
     ax = fig.add_subplot()
+    metric = "test_accuracy"
     for name, (means, stds) in merged.items():
-        if "test_accuracy" in means:
-            xs, ys = means["test_accuracy"]
+        metric = next((m for m in ("test_accuracy", "test_mse") if m in means), metric)
+        if metric in means:
+            xs, ys = means[metric]
             (line,) = ax.plot(xs, ys, label=name, marker="o", markersize=3)
-            sd = stds["test_accuracy"]
+            sd = stds[metric]
             low = [y - s for y, s in zip(ys, sd, strict=True)]
             high = [y + s for y, s in zip(ys, sd, strict=True)]
             ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-    finish_axis(ax, xlabel="step", ylabel="test accuracy", title=title, logy=False)
+    label = metric.replace("_", " ").replace("mse", "MSE")
+    finish_axis(ax, xlabel="step", ylabel=label, title=title, logy=metric == "test_mse")
     fig.tight_layout()
     paths.append(save_figure(fig, folder / "plots" / "learning_curves.png"))
 

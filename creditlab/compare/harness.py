@@ -22,12 +22,15 @@ from typing import Any
 
 from creditlab import registry, seeds
 from creditlab.compare import figures, table
+from creditlab.compare.feedback import MODES
 from creditlab.compare.rules import get_rule
 from creditlab.errors import UserError
 from creditlab.rundir import AGGREGATE_FILE, is_seeds_folder, read_json, write_json
 
-TASKS = ("digits", "mnist", "fashion_mnist")
+TASKS = ("digits", "mnist", "fashion_mnist", "fashion_mnist_lenet", "teacher")
 """The shared tasks; each is the registered experiment ``compare.<task>``."""
+TASK_RULES = {"fashion_mnist_lenet": MODES, "teacher": MODES}
+"""tasks that only some rules join (the others: every rule)"""
 PLAN_FILE = "compare.json"
 ROWS_FILE = "comparison.json"
 
@@ -59,6 +62,8 @@ def run_compare(
     exp = task_experiment(task)
     for name in rules:
         get_rule(name)
+        if name not in TASK_RULES.get(task, (name,)):
+            raise UserError(f"the {task} task runs {', '.join(TASK_RULES[task])} only, not {name}")
     overrides = dict(overrides or {})
     if "rule" in overrides:
         raise UserError("choose rules with --rules, not --set rule=...")

@@ -1,6 +1,7 @@
 """The comparison table: one row per rule, from its multi-seed folder, in three forms.
 
-Per rule: test accuracy mean ± std and its 95% bootstrap interval over seeds
+Per rule: the task's headline metric (test accuracy; test MSE for the teacher-student
+regression, where smaller is better) mean ± std and its 95% bootstrap interval over seeds
 (:func:`creditlab.seeds.summarise`), wall time of one training step (the rule's
 ``train_step`` alone, mean over the run, then over seeds), peak resident memory of a run,
 the cosine of the rule's update with the exact backprop gradient (overall and per weight
@@ -66,31 +67,46 @@ def _layer_values(metrics: dict[str, Any], prefix: str) -> list[float]:
     return [metrics[k]["mean"] for k in keys]
 
 
+METRICS = (("test_accuracy", True), ("test_mse", False))
+"""the task's headline metric, by what its runs report, and whether higher is better"""
+
+
+def task_metric(metrics: dict[str, Any]) -> tuple[str, bool]:
+    """``(name, higher_is_better)`` of the headline metric among a run's ``metrics``."""
+    for name, higher in METRICS:
+        if name in metrics:
+            return name, higher
+    raise KeyError(f"no headline metric ({', '.join(n for n, _ in METRICS)}) in {list(metrics)}")
+
+
 def collect(folder: Path, rules: Sequence[str]) -> list[dict[str, Any]]:
     """The rows of the comparison in ``folder`` (one multi-seed folder per rule)."""
     aggregates = {name: read_json(Path(folder) / name / AGGREGATE_FILE) for name in rules}
-    accuracy = {n: a["metrics"]["test_accuracy"]["values"] for n, a in aggregates.items()}
+    metric, higher = task_metric(next(iter(aggregates.values()))["metrics"])
+    sign = 1.0 if higher else -1.0  # "beats" is larger accuracy, smaller error
+    values = {n: a["metrics"][metric]["values"] for n, a in aggregates.items()}
     rows = []
     for name, agg in aggregates.items():
         m = agg["metrics"]
-        stats = summarise(accuracy[name])
+        stats = summarise(values[name])
         rule = get_rule(name)
         rows.append(
             {
                 "rule": name,
                 "seeds": agg["seeds"],
-                "test_accuracy": stats["mean"],
-                "test_accuracy_std": stats["std"],
-                "test_accuracy_ci95": stats["ci95"],
+                "metric": metric,
+                "value": stats["mean"],
+                "value_std": stats["std"],
+                "value_ci95": stats["ci95"],
                 "ms/step": 1000 * m["train_step_seconds"]["mean"],
                 "peak MB": agg["peak_memory_mb"],
                 "cosine": m["alignment_cosine"]["mean"] if "alignment_cosine" in m else None,
                 "cosine_layers": _layer_values(m, "alignment_cosine"),
                 "feedback_angle_layers": _layer_values(m, "feedback_angle"),
-                "p_beats_bp": None if name == "bp" or "bp" not in accuracy
-                else p_beats(accuracy[name], accuracy["bp"]),
-                "p_beats_fa": None if name == "fa" or "fa" not in accuracy
-                else p_beats(accuracy[name], accuracy["fa"]),
+                "p_beats_bp": None if name == "bp" or "bp" not in values
+                else p_beats([sign * v for v in values[name]], [sign * v for v in values["bp"]]),
+                "p_beats_fa": None if name == "fa" or "fa" not in values
+                else p_beats([sign * v for v in values[name]], [sign * v for v in values["fa"]]),
                 "locality": rule.locality.describe(),
                 "locality_check": locality_status(rule),
             }
@@ -107,12 +123,20 @@ def _cells(row: dict[str, Any]) -> dict[str, str]:
     def num(value: float | None, spec: str) -> str:
         return "—" if value is None else format(value, spec)
 
-    low, high = row["test_accuracy_ci95"]
+    if "metric" not in row:  # a comparison.json written before rows named their metric
+        row = {**row, "metric": "test_accuracy", "value": row["test_accuracy"]}
+        row |= {"value_std": row["test_accuracy_std"], "value_ci95": row["test_accuracy_ci95"]}
+    low, high = row["value_ci95"]
+    if row["metric"] == "test_accuracy":
+        head, scale, spec = "test acc %", 100.0, ".2f"
+    else:
+        head, scale, spec = row["metric"].replace("_", " "), 1.0, ".4g"
+    mean, std = scale * row["value"], scale * row["value_std"]
     return {
         "rule": row["rule"],
         "seeds": str(len(row["seeds"])),
-        "test acc %": f"{100 * row['test_accuracy']:.2f} ± {100 * row['test_accuracy_std']:.2f}",
-        "95% CI": f"[{100 * low:.2f}, {100 * high:.2f}]",
+        head: f"{mean:{spec}} ± {std:{spec}}",
+        "95% CI": f"[{scale * low:{spec}}, {scale * high:{spec}}]",
         "ms/step": f"{row['ms/step']:.2f}",
         "peak MB": f"{row['peak MB']:.0f}",
         "cos(Δ,-∇)": num(row["cosine"], ".3f"),

@@ -9,8 +9,10 @@ from typing import Any
 import torch
 
 from creditlab.compare.rules import get_rule
+from creditlab.errors import UserError
+from creditlab.rundir import METRICS_FILE, read_metrics
 from creditlab.runner import RunContext
-from creditlab.train import fit, load_split
+from creditlab.train import fit, load_split, make_optimizer
 
 
 class Instrumented:
@@ -71,4 +73,44 @@ def train_rule(cfg: Any, ctx: RunContext) -> dict[str, float]:
     metrics["train_step_seconds"] = timed.train_seconds / max(1, timed.steps)
     metrics.update({final_metric_name(k): v for k, v in timed.last_alignment.items()})
     ctx.note(f"rule {rule.name}: {rule.summary}; locality: {rule.locality.describe()}")
+    return metrics
+
+
+BIOTORCH_LR = {"bp": 0.1, "fa": 1e-3, "dfa": 1e-4}
+"""BioTorch's SGD learning rate per mode for LeNet (``benchmark_configs/cifar10/le_net/sgd/
+{backprop,fa,dfa}.yaml``; its Fashion-MNIST configs are not published with the repository)"""
+
+
+def train_lenet(cfg: Any, ctx: RunContext) -> dict[str, float]:
+    """``cfg.rule`` (bp, fa or dfa) as the mode of BioTorch's LeNet on ``cfg.dataset``: SGD
+    with the mode's rate, a multi-step schedule by epoch; the final and the best-epoch test
+    error (BioTorch reports the best epoch's, on the test set it also selects with)."""
+    from creditlab.compare.lenet import FeedbackLeNet, LeNetLearner
+
+    if cfg.rule not in BIOTORCH_LR:
+        raise UserError(f"the LeNet task runs bp, fa and dfa only, not {cfg.rule!r}")
+    ds, (x_train, y_train, x_test, y_test) = load_split(cfg.dataset, cfg.n_train, ctx)
+    if cfg.n_test:
+        x_test, y_test = x_test[: cfg.n_test], y_test[: cfg.n_test]
+        ctx.data = {**ctx.data, "n_test": len(x_test)}
+    net = FeedbackLeNet(cfg.rule, ds.n_classes, ctx.generator("lenet")).to(ctx.device)
+    lr = cfg.lr or BIOTORCH_LR[cfg.rule]
+    optimizer = make_optimizer(net.parameters(), cfg.optimizer, lr, cfg.momentum, cfg.weight_decay)
+    per_epoch = max(1, len(x_train) // cfg.batch_size)
+    milestones = [m * per_epoch for m in cfg.milestones]
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=cfg.gamma)
+    timed = Instrumented(LeNetLearner(net, optimizer, schedule), ctx, cfg.align_every)
+    metrics = fit(
+        ctx, timed, x_train, y_train, x_test, y_test, epochs=cfg.epochs, batch_size=cfg.batch_size
+    )
+    metrics["test_error"] = 1.0 - metrics["test_accuracy"]
+    epochs = [r["test_accuracy"] for r in read_metrics(ctx.out / METRICS_FILE) if "epoch" in r]
+    metrics["best_epoch_test_error"] = 1.0 - max([metrics["test_accuracy"], *epochs])
+    metrics["train_step_seconds"] = timed.train_seconds / max(1, timed.steps)
+    metrics.update({final_metric_name(k): v for k, v in timed.last_alignment.items()})
+    ctx.note(
+        f"BioTorch's LeNetMNIST in mode {cfg.rule}, SGD lr {lr}, momentum {cfg.momentum}, "
+        f"weight decay {cfg.weight_decay}, batch {cfg.batch_size}, {cfg.epochs} epochs "
+        f"(BioTorch's LeNet configs: 250)."
+    )
     return metrics

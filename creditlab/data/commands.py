@@ -8,6 +8,8 @@ unknown name, a failed download) is left for the CLI to print as one line with e
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 from typing import Any
 
 from creditlab.data import nmnist
@@ -19,7 +21,13 @@ from creditlab.data.loaders import (
     mnist_protocol,
     verify,
 )
-from creditlab.data.store import ENV_VAR, data_roots, find_folder
+from creditlab.data.store import (
+    ENV_VAR,
+    REMEMBERED_FILE,
+    data_roots,
+    find_folder,
+    remember_root,
+)
 from creditlab.errors import UserError
 
 
@@ -29,11 +37,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     data = subparsers.add_parser(
         "data",
         help="list, verify and fetch data sets",
-        description=f"Data sets live in ${ENV_VAR} (if set), then ~/.cache/creditlab, each in a "
+        description=f"Data sets live in ${ENV_VAR} (if set; else the folder `creditlab data "
+        "remember` recorded), then ~/.cache/creditlab, each in a "
         f"folder named after it. Data sets: {names}.",
     )
     data.set_defaults(func=cmd_list)  # bare `creditlab data` lists
-    commands = data.add_subparsers(dest="data_command", metavar="{list,verify,fetch}")
+    commands = data.add_subparsers(dest="data_command", metavar="{list,verify,remember,fetch}")
 
     listing = commands.add_parser("list", help="each data set and where it was found")
     listing.set_defaults(func=cmd_list)
@@ -41,6 +50,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     check = commands.add_parser("verify", help="checksum every file (exit 2 if any is bad)")
     check.add_argument("name", nargs="?", help=f"one data set ({names}); all when omitted")
     check.set_defaults(func=cmd_verify)
+
+    keep = commands.add_parser(
+        "remember",
+        help=f"find data in DIR without ${ENV_VAR} (recorded for this environment)",
+    )
+    keep.add_argument(
+        "folder", nargs="?", metavar="DIR", help=f"the data root (default: ${ENV_VAR})"
+    )
+    keep.set_defaults(func=cmd_remember)
 
     get = commands.add_parser("fetch", help="download a data set from its public mirror")
     get.add_argument("name", help=f"the data set ({names})")
@@ -113,6 +131,16 @@ def _absent_optional(spec: DatasetSpec) -> bool:
     if not spec.optional:
         return False
     return not any((r / spec.name / f.name).is_file() for r in data_roots() for f in spec.files)
+
+
+def cmd_remember(args: argparse.Namespace) -> int:
+    """Record the data root for this environment (``$CREDITLAB_DATA`` when no DIR is given)."""
+    folder = args.folder or os.environ.get(ENV_VAR, "").strip()
+    if not folder:
+        raise UserError(f"creditlab data remember needs a DIR (or ${ENV_VAR} set)")
+    print(f"remembered {remember_root(Path(folder))}: creditlab finds data there when "
+          f"${ENV_VAR} is not set ({REMEMBERED_FILE})")  # fmt: skip
+    return 0
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:

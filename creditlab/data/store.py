@@ -29,13 +29,38 @@ ContentDigest = Callable[[Path], str]
 """Decodes a data file and returns the md5 of its array content."""
 
 
+REMEMBERED_FILE = Path(sys.prefix) / "creditlab-data-root"
+"""Where ``creditlab data remember`` records a data root for this Python environment (the
+venv), so that ``creditlab`` finds the data after ``source .venv/bin/activate`` alone."""
+
+
+def remembered_root() -> Path | None:
+    """The data root recorded for this environment, if any."""
+    try:
+        text = REMEMBERED_FILE.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return Path(text) if text else None
+
+
+def remember_root(folder: Path) -> Path:
+    """Record ``folder`` (an existing directory) as this environment's data root."""
+    folder = Path(folder).expanduser().absolute()
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder; nothing remembered")
+    REMEMBERED_FILE.write_text(f"{folder}\n", encoding="utf-8")
+    return folder
+
+
 def data_roots() -> list[Path]:
-    """The folders searched for data, in order: ``$CREDITLAB_DATA`` (if set), then
-    ``~/.cache/creditlab``."""
+    """The folders searched for data, in order: ``$CREDITLAB_DATA`` if set, else the root this
+    environment remembers (``creditlab data remember``), then ``~/.cache/creditlab``."""
     roots: list[Path] = []
     env = os.environ.get(ENV_VAR, "").strip()
     if env:
         roots.append(Path(env).expanduser().absolute())
+    elif (remembered := remembered_root()) is not None:
+        roots.append(remembered)
     cache = Path.home() / ".cache" / "creditlab"
     if cache not in roots:
         roots.append(cache)

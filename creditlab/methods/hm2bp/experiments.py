@@ -118,6 +118,9 @@ class SpikingConfig(DataConfig):
     """use only the first n_test test examples (0: all)"""
     eval_batch: int = hm2bp_learner.EVAL_BATCH
     """examples simulated at once when evaluating"""
+    evaluate_train: bool = False
+    """after each epoch, evaluate the whole training set for train_accuracy / train_loss;
+    off: they are the means over the epoch's minibatches, before each update"""
     block_elements: int = network.BLOCK_ELEMENTS
     """cap on batch x steps x neurons of the per-block float tensors (memory beyond the spike
     record)"""
@@ -217,7 +220,14 @@ def _learner(
 def _train(
     cfg: SpikingConfig, ctx: RunContext, learner: HM2BPLearner, tensors: tuple[torch.Tensor, ...]
 ) -> dict[str, float]:
-    metrics = train_and_measure(ctx, learner, tensors, epochs=cfg.epochs, batch_size=cfg.batch_size)
+    metrics = train_and_measure(
+        ctx,
+        learner,
+        tensors,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        evaluate_train=cfg.evaluate_train,
+    )
     default = type(cfg)()
     changed = [
         f"{f}={getattr(cfg, f)}"

@@ -157,6 +157,7 @@ class HM2BPLearner:
         record = self.net.simulate(spikes)
         delta = self.output_delta(record, y)
         loss = rate_loss(record.counts[-1], self._targets(y), self.targets.margin)
+        correct = (record.counts[-1].argmax(1) == y).to(torch.float64).mean()  # before forcing
         net, factor, forced = self.net, None, None
         if self.lateral_gradient and net.lateral:  # before forcing, as the reference
             out = record.spikes[-1]
@@ -176,7 +177,8 @@ class HM2BPLearner:
             forced=forced,
             out_factor=factor,
         )
-        stats = {"loss": float(loss.mean()), "record": record, "spikes": spikes, "delta": delta}
+        stats = {"loss": float(loss.mean()), "accuracy": float(correct), "record": record}
+        stats.update(spikes=spikes, delta=delta)
         return [g / len(x) for g in grads], stats
 
     def regulariser(self, w: torch.Tensor) -> torch.Tensor:
@@ -193,6 +195,8 @@ class HM2BPLearner:
 
     @torch.no_grad()
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """One update; returns the minibatch's loss and accuracy (of the forward pass before
+        the update, label spikes not forced)."""
         grads, stats = self.gradient(x, y)
         epoch = self.steps // self.batches_per_epoch
         for group in self.optimizer.param_groups:
@@ -207,7 +211,7 @@ class HM2BPLearner:
         self.steps += 1
         steps = stats["spikes"].shape[1]
         self.last_rates = [float(c.double().mean()) / steps for c in stats["record"].counts]
-        return {"loss": stats["loss"]}
+        return {"loss": stats["loss"], "accuracy": stats["accuracy"]}
 
     # --- evaluation ------------------------------------------------------------------------
     @torch.no_grad()

@@ -38,7 +38,7 @@ the forward pass only (the backward treats those fixed connections as absent).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -184,11 +184,14 @@ def dense_layers(
 class Record:
     """What the forward pass keeps for the backward: per layer the spike trains (batch,
     steps, neurons) bool (views of time-major memory), the counts o (batch, neurons) and
-    sum_l w_il e_{i|l} (batch, neurons)."""
+    sum_l w_il e_{i|l} (batch, neurons); ``found`` per layer the forward pass's spike lists
+    (block size, :func:`.spsp.spikes_by_train` of each block) for the backward to reuse, or
+    None where the trains changed after the forward pass (forced label spikes)."""
 
     spikes: list[torch.Tensor]
     counts: list[torch.Tensor]
     psp_sums: list[torch.Tensor]
+    found: list[tuple[int, list] | None] = field(default_factory=list)
 
 
 class SpikingNetwork:
@@ -270,6 +273,7 @@ class SpikingNetwork:
             record.spikes.append(spikes.transpose(0, 1))
             record.counts.append(sums.counts)
             record.psp_sums.append(sums.psp_sums)
+            record.found.append((block, sums.found))
             pre = spikes
         return record
 
@@ -307,7 +311,8 @@ class SpikingNetwork:
             post = time_major(record.spikes[index])
             back = index > 0 and not only_last
             dense_out = index == last and isinstance(layer, Dense)  # the pairs: few post neurons
-            e = self._pair_psp(inputs[index], post, o.dtype) if dense_out else None
+            found = record.found[index] if index < len(record.found) else None
+            e = self._pair_psp(inputs[index], post, o.dtype, found) if dense_out else None
             psp_sums = record.psp_sums[index]
             if e is not None and forced is not None:
                 recomputed = torch.einsum("ij,ibj->bi", layer.weight, e)
@@ -327,7 +332,7 @@ class SpikingNetwork:
                 grad = torch.einsum("bi,ibj->ij", g, e)
                 r = torch.einsum("bi,ij,ibj->bj", delta, layer.weight, e) if back else None
             else:
-                grad, r = self._contract(layer, inputs[index], post, g, delta, back)
+                grad, r = self._contract(layer, inputs[index], post, g, delta, back, found)
             if layer.learned:
                 if silent_psp:  # e_{i|j} := silent_psp for a silent i whose input j fired
                     if index > 0:
@@ -345,14 +350,20 @@ class SpikingNetwork:
             delta = ratio / nu_pre
         return grads[::-1]
 
-    def _pair_psp(self, pre: torch.Tensor, post: torch.Tensor, dtype) -> torch.Tensor:
+    def _spike_lists(self, post: torch.Tensor, block: int, dtype, found) -> list:
+        """:func:`.spsp.post_spike_lists` of time-major ``post``, from the forward pass's lists
+        ``found`` = (block size, lists) when they are of the same blocks."""
+        lists = found[1] if found is not None and found[0] == block else None
+        return post_spike_lists(post, block, self.tau_m, dtype, self.spsp_delay, lists)
+
+    def _pair_psp(self, pre: torch.Tensor, post: torch.Tensor, dtype, found=None) -> torch.Tensor:
         """e_{i|j} of every pair, (n_post, batch, n_pre), block by block (for the output layer:
         few post neurons); ``pre``, ``post`` time-major."""
         steps, batch, n_pre = pre.shape
         n_post = post.shape[-1]
         block = self._block(batch, steps, n_pre, n_post)
         delay = self.spsp_delay
-        spike_lists = post_spike_lists(post, block, self.tau_m, dtype, delay)
+        spike_lists = self._spike_lists(post, block, dtype, found)
         trace, delayed = PSPTrace(self.tau_m, self.tau_s), DelayedRows(delay)
         e = torch.zeros(n_post, batch, n_pre, dtype=dtype, device=pre.device)
         for spike_list, t0 in zip(spike_lists, range(0, steps, block), strict=True):
@@ -368,6 +379,7 @@ class SpikingNetwork:
         g: torch.Tensor | None,
         delta: torch.Tensor,
         back: bool,
+        found=None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """sum_b g_i e_{i|j} (as the layer's weight gradient) and sum_i delta_i w_ij e_{i|j}
         (batch, pre), as contractions over (batch, time), block by block; ``pre`` and
@@ -378,7 +390,7 @@ class SpikingNetwork:
         dtype = delta.dtype
         block = self._block(batch, steps, n_pre, n_post)
         delay = self.spsp_delay
-        spike_lists = post_spike_lists(post, block, self.tau_m, dtype, delay)
+        spike_lists = self._spike_lists(post, block, dtype, found)
         trace, delayed = PSPTrace(self.tau_m, self.tau_s), DelayedRows(delay)
         dense = isinstance(layer, Dense)
         grad = torch.zeros_like(layer.weight) if g is not None else None
@@ -430,6 +442,7 @@ class TrainSums:
         self.last_u = torch.zeros(n_trains, dtype=dtype, device=device)  # U at the last spike
         self.last_t = torch.full((n_trains,), -math.inf, dtype=dtype, device=device)
         self.t0 = 0
+        self.found: list[tuple[torch.Tensor, torch.Tensor]] = []  # every block's (pair, t)
 
     def _by_example(self, per_train: torch.Tensor) -> torch.Tensor:
         batch, n = self.shape
@@ -449,8 +462,9 @@ class TrainSums:
         """The next block: ``fired`` and ``current`` time-major (steps, batch, n)."""
         length, batch, _ = fired.shape
         u = time_major(self.trace(current.transpose(0, 1)))
-        u_both = self.delayed(u)  # delayed rows first when delayed, else u itself
+        u_both = self.delayed(u)  # row t: U(t - delay) (u itself when not delayed)
         pair, t = spikes_by_train(fired)
+        self.found.append((pair, t))
         self.n += torch.bincount(pair, minlength=len(self.n))
         u_now = u[t, pair % batch, pair // batch]
         u_first = u_both[t, pair % batch, pair // batch]  # U(t_f - delay)

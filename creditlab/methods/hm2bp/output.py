@@ -47,6 +47,8 @@ def force_label_spikes(record: Record, labels: torch.Tensor, level: float) -> to
         b, i = which[:, 0], which[:, 1]
         spikes[b[:, None], t[None, :], i[:, None]] = True
         counts[b, i] = float(len(t))
+        if record.found:
+            record.found[-1] = None  # the forward pass's spike lists no longer hold
     return forced
 
 

@@ -79,7 +79,9 @@ the delayed trace :math:`u'_j(t) = u_j(t - T_{ref})` and reset time :math:`t_i^{
 
 so each post spike carries two weights, 1 on the delayed trace and
 :math:`-e^{-(t^{\text{next}} - t - T_{ref})/\tau_m}` on the undelayed one
-(:func:`post_spike_lists`, :class:`DelayedRows` stacks both traces along time). Their first
+(:func:`post_spike_lists`; :class:`DelayedRows` puts the block's trace behind the previous
+block's last :math:`T_{ref}` rows, so that row t is :math:`u(t - T_{ref})` and row
+:math:`t + T_{ref}` is :math:`u(t)`). Their first
 spike's reset clock starts at step 1, where the delayed trace is still 0: the same as no
 reset. Not reproduced: their window cut at :math:`4\tau_m` before each post spike (a
 presynaptic spike older than 256 steps adds at most :math:`c\,e^{-254/64} \approx 0.02`, and
@@ -111,20 +113,27 @@ def post_spike_lists(
     tau_m: float = TAU_M,
     dtype: torch.dtype = torch.float32,
     t_ref: int | None = None,
+    found: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> list[SpikeList]:
     """The post spikes of time-major trains (steps, batch, n), block by block of ``block``
     steps, with their weights A_i(t) = 1 - exp(-(t_next - t)/tau_m) (1 when no spike
     follows): one pass over the blocks from the last, vectorised over the spikes.
 
     ``t_ref`` given: the reference code's timing (module docstring, "Reference timing"):
-    every spike has two entries, weight 1 at step t on the delayed trace (rows 0..L-1 of a
-    block of L steps) and -exp(-(t_next - t - t_ref)/tau_m) (0 when no spike follows) at
-    step L + t, the undelayed trace."""
+    every spike has two entries, weight 1 at row t of :class:`DelayedRows`' output (the
+    trace t_ref steps earlier) and -exp(-(t_next - t - t_ref)/tau_m) (0 when no spike
+    follows) at row t + t_ref (the trace at t).
+
+    ``found``: the blocks' :func:`spikes_by_train` lists, in order, when the forward pass
+    already found them (the same blocks); else they are found here."""
     steps, batch, n = spikes.shape
     following = torch.full((n * batch,), float("inf"), dtype=torch.float64, device=spikes.device)
     out: list[SpikeList] = []
     for t0 in reversed(range(0, steps, block)):
-        pair, t = spikes_by_train(spikes[t0 : t0 + block])
+        if found is not None:
+            pair, t = found[t0 // block]
+        else:
+            pair, t = spikes_by_train(spikes[t0 : t0 + block])
         same = pair[1:] == pair[:-1]  # the next entry is this train's next spike
         t_next = following[pair] - t0
         t_next[:-1] = torch.where(same, t[1:].to(t_next.dtype), t_next[:-1])
@@ -135,13 +144,12 @@ def post_spike_lists(
             a = -torch.expm1(-(t_next - t) / tau_m)
             out.append((pair, t, a.to(dtype)))
             continue
-        length = min(block, steps - t0)
         reset = -torch.exp(-(t_next - t - t_ref) / tau_m)
         a = torch.stack([torch.ones_like(reset), reset], 1).flatten()
         out.append(
             (
                 pair.repeat_interleave(2),
-                torch.stack([t, t + length], 1).flatten(),
+                torch.stack([t, t + t_ref], 1).flatten(),
                 a.to(dtype),
             )
         )
@@ -149,9 +157,10 @@ def post_spike_lists(
 
 
 class DelayedRows:
-    """Block by block, a trace and the same trace ``delay`` steps later, stacked along time:
-    (2L, batch, n) for a block of L time-major rows (the first L the delayed ones, zero before
-    the first step). With ``delay`` None the trace alone."""
+    """Block by block, the previous block's last ``delay`` trace rows (zero before the first
+    step) followed by the block's L time-major rows: (delay + L, batch, n), row t the trace
+    ``delay`` steps before the block's step t, row t + delay the trace at t. With ``delay``
+    None the trace alone."""
 
     def __init__(self, delay: int | None):
         self.delay, self.tail = delay, None
@@ -163,7 +172,7 @@ class DelayedRows:
             self.tail = u.new_zeros(self.delay, *u.shape[1:])
         joined = torch.cat([self.tail, u])
         self.tail = joined[len(joined) - self.delay :]
-        return torch.cat([joined[: len(u)], u])
+        return joined
 
 
 def on_grid(spike_list: SpikeList, shape: tuple[int, int, int]) -> torch.Tensor:

@@ -10,6 +10,13 @@ NormAD (our derivation of the hidden-layer rule, see normad.py) on spike-time XO
 * ``normad.mapping``: input -> hidden -> output, several input patterns per problem mapped to
   random desired trains; ``fraction_converged``, ``final_van_rossum``.
 
+Every experiment also trains the surrogate-gradient peer (surrogate.py: BPTT through the same
+neuron, van Rossum loss, SuperSpike surrogate, Adam) on the same trials from the same initial
+weights, and reports for each method its epochs to converge, its final spike-time precision
+(coincidence accuracy and van Rossum distance of the final weights on the training trials) and
+its wall time (``*_wall_seconds``, the training loop only). A method whose problems have all
+converged stops computing (its weights are frozen on convergence anyway).
+
 A problem has converged when every desired spike of every pattern is matched by a produced one
 within +-``window`` and no produced spike is unmatched (coincidence accuracy 1), read from the
 training trial; a problem that never converges counts ``epochs`` (censored). No figure of the
@@ -18,20 +25,22 @@ multilayer paper is declared: none was retrievable.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
 
 from creditlab.methods.normad import figures
 from creditlab.methods.normad.neuron import Neuron
+from creditlab.methods.normad.surrogate import SLOPE, Adam, network_forward
 from creditlab.methods.normad.tasks import mapping_task, xor_task
 from creditlab.methods.normad.training import (
     Rates,
-    forward,
     multilayer_epoch,
     precompute,
     scores,
     single_epoch,
+    surrogate_epoch,
 )
 from creditlab.registry import experiment
 from creditlab.runner import RunContext
@@ -61,7 +70,11 @@ class TrialConfig:
     window: float = 1e-3
     """coincidence window (s)"""
     tau_vr: float = 5e-3
-    """van Rossum time constant (s)"""
+    """van Rossum time constant (s), of the metric and of the surrogate's loss"""
+    surrogate_lr: float = 5e-11
+    """surrogate-gradient peer: Adam step size (A); chosen on seed 100 (docs/normad.md)"""
+    surrogate_slope: float = SLOPE
+    """surrogate-gradient peer: SuperSpike's beta (1/V)"""
     threads: int = 1
     """torch threads"""
 
@@ -78,8 +91,8 @@ class SingleConfig(TrialConfig):
     """initial weight mean (A)"""
     w_std: float = 1e-9
     """initial weight standard deviation (A)"""
-    resume_rate: float = 2e-10
-    """ReSuMe r * A (A)"""
+    resume_rate: float = 5e-10
+    """ReSuMe r * A (A); chosen on seed 100 (docs/normad.md)"""
     resume_a: float = 0.0
     """ReSuMe non-Hebbian term a, relative to A"""
 
@@ -105,7 +118,7 @@ def _spread(x: torch.Tensor) -> tuple[float, float, float]:
     paper_title=PAPER,
     scales={
         "smoke": {"problems": 3, "steps": 300, "n_in": 40, "epochs": 4},
-        "quick": {"problems": 20, "epochs": 200},
+        "quick": {"problems": 20, "epochs": 100},
     },
 )
 def single(cfg: SingleConfig, ctx: RunContext) -> dict[str, float]:
@@ -129,38 +142,68 @@ def single(cfg: SingleConfig, ctx: RunContext) -> dict[str, float]:
         "normad": Rates(rule="normad", rate=cfg.rate),
         "resume": Rates(rule="resume", rate=cfg.resume_rate, resume_a=cfg.resume_a),
     }
-    s = {name: {"w": w0.clone(), "conv": torch.full((cfg.problems,), -1)} for name in rules}
-    last = {}
+    opt = Adam(cfg.surrogate_lr)
+    s = {}
+    for name in (*rules, "surrogate"):
+        s[name] = {"w": w0.clone(), "conv": torch.full((cfg.problems,), -1), "seconds": 0.0}
+    s["surrogate"]["adam"] = opt.init([s["surrogate"]["w"]])
+    logs = {}
 
     def restore(saved):
         s.update(saved)
 
     for epoch in ctx.loop(cfg.epochs, lambda: s, restore):
-        logs = {}
-        for name, rates in rules.items():
-            st = s[name]
+        for name, st in s.items():
             active = st["conv"] < 0
-            out = single_epoch(task.inputs, c, d, task.desired, st["w"], rates, cell, active)
+            if not active.any():
+                continue
+            start = time.perf_counter()
+            if name == "surrogate":
+                out = surrogate_epoch(
+                    c, task.desired, [st["w"]], opt, st["adam"], cell, cfg.tau_vr,
+                    cfg.surrogate_slope, active,
+                )  # fmt: skip
+            else:
+                out = single_epoch(
+                    task.inputs, c, d, task.desired, st["w"], rules[name], cell, active
+                )
             acc, vr = scores(task.desired, out, cell, cfg.window, cfg.tau_vr)
             st["conv"] = torch.where(active & _converged_at(acc), epoch, st["conv"])
+            st["seconds"] += time.perf_counter() - start
             logs[f"{name}_van_rossum"] = float(vr.mean())
             logs[f"{name}_converged"] = float((st["conv"] >= 0).double().mean())
-            last[name] = out
         ctx.log(epoch, **logs)
     result = {}
-    for name in rules:
-        conv = s[name]["conv"]
-        epochs = torch.where(conv >= 0, conv, cfg.epochs)
-        q1, med, q3 = _spread(epochs)
-        result[f"{name}_epochs_to_converge"] = med
-        result[f"{name}_epochs_q1"], result[f"{name}_epochs_q3"] = q1, q3
-        result[f"{name}_fraction_converged"] = float((conv >= 0).double().mean())
-    result["resume_over_normad_epochs"] = result["resume_epochs_to_converge"] / max(
-        result["normad_epochs_to_converge"], 1.0
-    )
+    for name, st in s.items():
+        result.update(_summary(name, cfg, st, task.desired, [c], [st["w"]], cell))
+    for name in ("resume", "surrogate"):
+        result[f"{name}_over_normad_epochs"] = result[f"{name}_epochs_to_converge"] / max(
+            result["normad_epochs_to_converge"], 1.0
+        )
     out = figures.final_trains(task.inputs, c, task.desired, s["normad"]["w"], cell)
     figures.raster(ctx.plots / "raster_normad.png", task.desired, out, cell, "NormAD")
+    out = figures.final_trains(task.inputs, c, task.desired, s["surrogate"]["w"], cell)
+    figures.raster(ctx.plots / "raster_surrogate.png", task.desired, out, cell, "surrogate")
     return result
+
+
+def _summary(name, cfg, st, desired, c, weights, cell) -> dict[str, float]:
+    """epochs to converge (median, quartiles; a problem that never converged counts
+    ``cfg.epochs``), the fraction converged, the final weights' precision on the training
+    trials, and the wall time, prefixed by the method's name."""
+    conv = st["conv"]
+    q1, med, q3 = _spread(torch.where(conv >= 0, conv, cfg.epochs))
+    out = network_forward(c[0], weights, cell).out
+    acc, vr = scores(desired, out, cell, cfg.window, cfg.tau_vr)
+    return {
+        f"{name}_epochs_to_converge": med,
+        f"{name}_epochs_q1": q1,
+        f"{name}_epochs_q3": q3,
+        f"{name}_fraction_converged": float((conv >= 0).double().mean()),
+        f"{name}_final_coincidence": float(acc.mean()),
+        f"{name}_final_van_rossum": float(vr.mean()),
+        f"{name}_wall_seconds": float(st["seconds"]),
+    }
 
 
 @dataclass
@@ -200,28 +243,53 @@ class MultiConfig(TrialConfig):
 
 
 def _train_multilayer(cfg: MultiConfig, ctx: RunContext, task, cell: Neuron):
+    """NormAD (multilayer) and the surrogate peer from the same initial weights; returns their
+    states (weights, convergence epochs, seconds) and the input kernels."""
     c, _ = precompute(task.inputs, cell)
     n_in, n_out = task.inputs.shape[-1], task.desired.shape[-1]
+    w1 = _weights(ctx, "w1", (cfg.problems, n_in, cfg.hidden), cfg.w1_mean, cfg.w1_std)
+    w2 = _weights(ctx, "w2", (cfg.problems, cfg.hidden, n_out), cfg.w2_mean, cfg.w2_std)
     s = {
-        "w1": _weights(ctx, "w1", (cfg.problems, n_in, cfg.hidden), cfg.w1_mean, cfg.w1_std),
-        "w2": _weights(ctx, "w2", (cfg.problems, cfg.hidden, n_out), cfg.w2_mean, cfg.w2_std),
-        "conv": torch.full((cfg.problems,), -1),
+        name: {
+            "w": [w1.clone(), w2.clone()],
+            "conv": torch.full((cfg.problems,), -1),
+            "seconds": 0.0,
+        }
+        for name in ("normad", "surrogate")
     }
+    opt = Adam(cfg.surrogate_lr)
+    s["surrogate"]["adam"] = opt.init(s["surrogate"]["w"])
     rates = Rates(rate=cfg.rate, rate_hidden=cfg.rate_hidden, silent_gain=cfg.silent_gain)
+    logs = {}
 
     def restore(saved):
         s.update(saved)
 
     for epoch in ctx.loop(cfg.epochs, lambda: s, restore):
-        active = s["conv"] < 0
-        out = multilayer_epoch(c, task.desired, s["w1"], s["w2"], rates, cell, active)
-        acc, vr = scores(task.desired, out, cell, cfg.window, cfg.tau_vr)
-        s["conv"] = torch.where(active & _converged_at(acc), epoch, s["conv"])
-        ctx.log(
-            epoch, van_rossum=float(vr.mean()), converged=float((s["conv"] >= 0).double().mean())
-        )
-    _, _, out = forward(c, s["w1"], s["w2"], cell)
-    return s, out
+        for name, st in s.items():
+            active = st["conv"] < 0
+            if not active.any():
+                continue
+            start = time.perf_counter()
+            if name == "normad":
+                out = multilayer_epoch(c, task.desired, *st["w"], rates, cell, active)
+            else:
+                out = surrogate_epoch(
+                    c, task.desired, st["w"], opt, st["adam"], cell, cfg.tau_vr,
+                    cfg.surrogate_slope, active,
+                )  # fmt: skip
+            acc, vr = scores(task.desired, out, cell, cfg.window, cfg.tau_vr)
+            st["conv"] = torch.where(active & _converged_at(acc), epoch, st["conv"])
+            st["seconds"] += time.perf_counter() - start
+            logs[f"{name}_van_rossum"] = float(vr.mean())
+            logs[f"{name}_converged"] = float((st["conv"] >= 0).double().mean())
+        ctx.log(epoch, **logs)
+    return s, c
+
+
+def _prefixed(name: str, metrics: dict[str, float]) -> dict[str, float]:
+    """NormAD's metrics keep their plain names; the peer's are prefixed ``surrogate_``."""
+    return metrics if name == "normad" else {f"{name}_{k}": v for k, v in metrics.items()}
 
 
 @experiment(
@@ -230,7 +298,7 @@ def _train_multilayer(cfg: MultiConfig, ctx: RunContext, task, cell: Neuron):
     paper_title=PAPER,
     scales={
         "smoke": {"problems": 2, "hidden": 6, "steps": 400, "epochs": 4},
-        "quick": {"problems": 5, "hidden": 10, "steps": 400, "epochs": 100},
+        "quick": {"problems": 5, "hidden": 10, "steps": 400, "epochs": 50},
         "paper": {"steps": 400},
     },
 )
@@ -250,22 +318,37 @@ def xor(cfg: MultiConfig, ctx: RunContext) -> dict[str, float]:
         cell.dt,
         ctx.generator("task"),
     )
-    s, out = _train_multilayer(cfg, ctx, task, cell)
-    steps = torch.arange(cfg.steps, dtype=torch.float64)
+    s, c = _train_multilayer(cfg, ctx, task, cell)
+    result = {}
+    for name, st in s.items():
+        out = network_forward(c, st["w"], cell).out
+        summary = _summary(name, cfg, st, task.desired, [c], st["w"], cell)
+        metrics = {
+            "test_accuracy": _xor_accuracy(out, task.desired, cfg, cell),
+            "epochs_to_converge": summary[f"{name}_epochs_to_converge"],
+            "fraction_converged": summary[f"{name}_fraction_converged"],
+            "final_coincidence": summary[f"{name}_final_coincidence"],
+            "final_van_rossum": summary[f"{name}_final_van_rossum"],
+            "wall_seconds": summary[f"{name}_wall_seconds"],
+        }
+        result.update(_prefixed(name, metrics))
+        figures.raster(
+            ctx.plots / f"raster_xor_{name}.png", task.desired, out, cell, f"XOR, {name}"
+        )
+    return result
+
+
+def _xor_accuracy(out, desired, cfg: MultiConfig, cell: Neuron) -> float:
+    """Fraction of (problem, pattern) whose first output spike is nearer the right target time
+    than the wrong one (no spike: wrong)."""
+    steps = torch.arange(out.shape[-2], dtype=torch.float64)
     first = torch.where(out[..., 0] > 0, steps, float("inf")).amin(-1)  # (P, 4)
-    target = task.desired[..., 0].argmax(-1).double()
+    target = desired[..., 0].argmax(-1).double()
     other = (
         torch.where(target == round(cfg.target_true / cell.dt), cfg.target_false, cfg.target_true)
         / cell.dt
     )
-    correct = (first - target).abs() < (first - other).abs()
-    conv = torch.where(s["conv"] >= 0, s["conv"], cfg.epochs).double()
-    figures.raster(ctx.plots / "raster_xor.png", task.desired, out, cell, "XOR, NormAD")
-    return {
-        "test_accuracy": float(correct.double().mean()),
-        "epochs_to_converge": float(conv.median()),
-        "fraction_converged": float((s["conv"] >= 0).double().mean()),
-    }
+    return float(((first - target).abs() < (first - other).abs()).double().mean())
 
 
 @experiment(
@@ -274,7 +357,7 @@ def xor(cfg: MultiConfig, ctx: RunContext) -> dict[str, float]:
     paper_title=PAPER,
     scales={
         "smoke": {"problems": 2, "patterns": 2, "steps": 300, "n_in": 30, "hidden": 6, "epochs": 4},
-        "quick": {"problems": 5, "epochs": 100},
+        "quick": {"problems": 5, "epochs": 50},
     },
 )
 def mapping(cfg: MultiConfig, ctx: RunContext) -> dict[str, float]:
@@ -292,11 +375,20 @@ def mapping(cfg: MultiConfig, ctx: RunContext) -> dict[str, float]:
         cell.dt,
         ctx.generator("task"),
     )
-    s, out = _train_multilayer(cfg, ctx, task, cell)
-    acc, vr = scores(task.desired, out, cell, cfg.window, cfg.tau_vr)
-    figures.raster(ctx.plots / "raster_mapping.png", task.desired, out, cell, "mapping, NormAD")
-    return {
-        "fraction_converged": float((s["conv"] >= 0).double().mean()),
-        "final_van_rossum": float(vr.mean()),
-        "final_coincidence_accuracy": float(acc.mean()),
-    }
+    s, c = _train_multilayer(cfg, ctx, task, cell)
+    result = {}
+    for name, st in s.items():
+        summary = _summary(name, cfg, st, task.desired, [c], st["w"], cell)
+        metrics = {
+            "fraction_converged": summary[f"{name}_fraction_converged"],
+            "epochs_to_converge": summary[f"{name}_epochs_to_converge"],
+            "final_van_rossum": summary[f"{name}_final_van_rossum"],
+            "final_coincidence_accuracy": summary[f"{name}_final_coincidence"],
+            "wall_seconds": summary[f"{name}_wall_seconds"],
+        }
+        result.update(_prefixed(name, metrics))
+        out = network_forward(c, st["w"], cell).out
+        figures.raster(
+            ctx.plots / f"raster_mapping_{name}.png", task.desired, out, cell, f"mapping, {name}"
+        )
+    return result

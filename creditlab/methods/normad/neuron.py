@@ -110,38 +110,59 @@ class Response:
     """What one simulation of a layer gives: ``spikes`` (..., time, n) in {0, 1}; ``v`` the
     membrane before the reset (so V >= V_T at a spike step); ``slope`` dV/dt there
     ((v(t) - v(t - dt)) / dt, 0 elsewhere); ``free`` the step each neuron's membrane was last
-    released from a reset (end of refractory; 0 before the first spike)."""
+    released from a reset (end of refractory; 0 before the first spike); ``clamped`` where the
+    Heun step fell below E_L and V was clamped there (strictly below: V at rest with no current is
+    not clamped)."""
 
     spikes: torch.Tensor
     v: torch.Tensor
     slope: torch.Tensor
     free: torch.Tensor
+    clamped: torch.Tensor
+
+
+def heun_coefficients(cell: Neuron) -> tuple[float, float]:
+    """(a, b) of the Heun step as the linear map it is: with x = V - E_L and I held,
+    x' = a x + b I, a = 1 - (dt / tau_m)(1 - dt / (2 tau_m)), b = dt (1 - dt / (2 tau_m)) / C
+    (k2 = k1 (1 - dt / tau_m), so (k1 + k2) / 2 = k1 (1 - dt / (2 tau_m)))."""
+    half = 1 - cell.dt / (2 * cell.tau_m)
+    return 1 - cell.dt / cell.tau_m * half, cell.dt * half / cell.c_m
 
 
 @torch.no_grad()
 def simulate(current: torch.Tensor, cell: Neuron = CELL) -> Response:
-    """Integrate the membranes of ``current`` (..., time, n) (amperes) from rest."""
-    shape = current.shape[:-2] + current.shape[-1:]
+    """Integrate the membranes of ``current`` (..., time, n) (amperes) from rest: the Heun step
+    of :func:`heun_step` written as x' = a x + b I (:func:`heun_coefficients`), x = V - E_L.
+    Only the reset is a loop over time; spikes, slopes and release steps are read off the
+    pre-reset potentials afterwards (a spike is V >= V_T; the refractory hold keeps V at E_L,
+    below threshold, and no spike follows its predecessor's step)."""
+    a, b = heun_coefficients(cell)
+    theta = cell.v_t - cell.e_l
     steps = current.shape[-2]
-    v = torch.full(shape, cell.e_l, dtype=current.dtype, device=current.device)
-    held = torch.zeros(shape, dtype=torch.long, device=current.device)
-    last = torch.zeros(shape, dtype=torch.long, device=current.device)
-    spikes = torch.zeros_like(current)
-    vs, slope = torch.empty_like(current), torch.zeros_like(current)
-    free = torch.zeros(current.shape, dtype=torch.long, device=current.device)
+    drive = (b * current).movedim(-2, 0).contiguous()  # (T, ..., n)
+    x = torch.zeros_like(drive[0])
+    ready = torch.zeros_like(x)  # the step each membrane integrates again
+    xs = torch.empty_like(drive)
+    ref = float(cell.ref_steps + 1)
     for t in range(steps):
-        active = held == 0
-        new = torch.where(active, heun_step(v, current[..., t, :], cell), v).clamp(min=cell.e_l)
-        fired = new >= cell.v_t
-        vs[..., t, :] = new
-        slope[..., t, :] = torch.where(fired, (new - v) / cell.dt, 0.0)
-        spikes[..., t, :] = fired.to(current.dtype)
-        held = torch.where(fired, torch.full_like(held, cell.ref_steps), (held - 1).clamp(min=0))
-        # the step the membrane integrates again: t + ref_steps + 1
-        last = torch.where(fired, torch.full_like(last, t + cell.ref_steps + 1), last)
-        free[..., t, :] = last
-        v = torch.where(fired, torch.full_like(new, cell.e_l), new)
-    return Response(spikes, vs, slope, free)
+        new = torch.where(ready <= t, x * a + drive[t], x).clamp_(min=0)
+        xs[t] = new
+        fired = new >= theta
+        ready = torch.where(fired, t + ref, ready)
+        x = new.masked_fill_(fired, 0.0)
+    xs = xs.movedim(0, -2)
+    fired = xs >= theta
+    spikes = fired.to(current.dtype)
+    v = xs + cell.e_l
+    before = torch.nn.functional.pad(xs[..., :-1, :], (0, 0, 1, 0))
+    slope = torch.where(fired, (xs - before) / cell.dt, 0.0)
+    index = torch.arange(steps, device=current.device).view(-1, 1)
+    last = torch.where(fired, index, -1).cummax(dim=-2).values
+    free = torch.where(last >= 0, last + cell.ref_steps + 1, 0)
+    released = torch.nn.functional.pad(free[..., :-1, :], (0, 0, 1, 0)) <= index
+    raw = before * (1 - torch.nn.functional.pad(spikes[..., :-1, :], (0, 0, 1, 0))) * a
+    clamped = released & (raw + drive.movedim(0, -2) < 0)
+    return Response(spikes, v, slope, free, clamped)
 
 
 def layer_current(c: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

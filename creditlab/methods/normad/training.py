@@ -1,8 +1,8 @@
 """Training loops: one epoch of NormAD or ReSuMe on a batch of problems (one layer), one epoch
 of multilayer NormAD (input -> hidden -> output, patterns presented one at a time and each
-trial's update applied at its end, as the group's code does), and the convergence bookkeeping.
-Everything under ``torch.no_grad()``; the inputs' kernels and traces are computed once (the
-inputs are fixed)."""
+trial's update applied at its end, as the group's code does), one epoch of the surrogate-gradient
+peer (any depth, the same presentation), and the convergence bookkeeping. Everything under
+``torch.no_grad()``; the inputs' kernels and traces are computed once (the inputs are fixed)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from creditlab.methods.normad.neuron import (
 )
 from creditlab.methods.normad.normad import hidden_update, normad_update
 from creditlab.methods.normad.resume import resume_update
+from creditlab.methods.normad.surrogate import Adam, network_forward, network_gradients
 from creditlab.spiking.metrics import coincidence_accuracy, van_rossum_distance
 
 
@@ -87,6 +88,20 @@ def multilayer_epoch(c_in, desired, w1, w2, rates: Rates, cell: Neuron, active):
         w2 += dw2 * act
         w1 += dw1 * act
         outs.append(out)
+    return torch.cat(outs, 1)
+
+
+@torch.no_grad()
+def surrogate_epoch(c_in, desired, weights, opt: Adam, state, cell: Neuron, tau, slope, active):
+    """Surrogate-gradient BPTT with the van Rossum loss: patterns one at a time (all problems
+    batched), one Adam step after each; returns the produced trains, each before its own
+    trial's step."""
+    outs = []
+    for k in range(c_in.shape[1]):
+        fwd = network_forward(c_in[:, k : k + 1], weights, cell)
+        _, grads = network_gradients(fwd, weights, desired[:, k : k + 1], tau, cell, slope)
+        opt.step(weights, grads, state, active)
+        outs.append(fwd.out)
     return torch.cat(outs, 1)
 
 

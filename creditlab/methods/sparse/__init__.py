@@ -7,10 +7,12 @@ differentiable sorting.
   normalisation pooled over chunks of tuples, the sparse product).
 * :mod:`.attention`: glimpse attention with the sparse layer; REINFORCE hard attention.
 * :mod:`.canvas`: the generated cluttered/rotated/scaled MNIST canvases.
-* :mod:`.sorting`: differentiable quicksort (split layers) and NeuralSort.
+* :mod:`.networks`: the reference's sorting key network and attention hypernetwork.
+* :mod:`.sorting`: differentiable quicksort (split layers); NeuralSort and diffsort.
 * :mod:`.tasks`: each task's data and test measure (fixed test data).
 * :mod:`.training`: models trained side by side; the attention learners; one sorting setting.
-* :mod:`.experiments`: ``sparse.identity``, ``sparse.attention``, ``sparse.sort``.
+* :mod:`.experiments`: ``sparse.identity``, ``sparse.figure2``, ``sparse.attention``,
+  ``sparse.sort``.
 """
 
 from creditlab.methods.sparse.attention import GlimpseClassifier, ReinforceClassifier

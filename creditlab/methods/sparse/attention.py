@@ -1,7 +1,9 @@
 """Sparse glimpse attention for visual classification (the paper's Sec. 4.2) and its
 baselines: REINFORCE-trained hard attention and a conv net on the whole image.
 
-A hypernetwork (a conv net, :func:`creditlab.models.cnn`) reads the image and predicts one box
+A hypernetwork (``hypernet="reference"``: the reference's conv net,
+:func:`.networks.attention_hypernetwork`; ``"small"``: :func:`creditlab.models.cnn`, the quick
+scales') reads the image and predicts one box
 per glimpse (its four corners, as the reference code: :func:`box_grid`). A ``k x k`` grid of
 means spans each box; each mean is a tuple of the sparse hyperlayer whose output index is
 fixed (its grid cell) and whose input index (a pixel) is learned, with value 1 and one sigma
@@ -33,6 +35,7 @@ from creditlab.methods.sparse.hyperlayer import (
     sigmas_from_raw,
     sparse_product,
 )
+from creditlab.methods.sparse.networks import attention_hypernetwork
 from creditlab.models import cnn, mlp
 from creditlab.plots import save_figure
 from creditlab.train import BackpropClassifier
@@ -90,6 +93,8 @@ class GlimpseClassifier(nn.Module):
         channels: tuple[int, ...] = (32, 64, 128),
         hyper_hidden: int = 512,
         pool: int = 1,
+        hypernet: Literal["reference", "small"] = "small",
+        hyper_maxpool: int = 2,
         n_global: int = 8,
         n_local: int = 8,
         region: int = 8,
@@ -103,7 +108,13 @@ class GlimpseClassifier(nn.Module):
         self.n_global, self.n_local, self.region = n_global, n_local, region
         self.sigma_scale, self.min_sigma, self.policy_std = sigma_scale, min_sigma, policy_std
         h, w = self.image_size
-        self.hypernetwork = cnn((1, h // pool, w // pool), 4 * glimpses, channels, hyper_hidden)
+        seen = (1, h // pool, w // pool)
+        if hypernet == "reference":
+            self.hypernetwork = attention_hypernetwork(
+                seen, 4 * glimpses, channels, hyper_hidden, pool=hyper_maxpool
+            )
+        else:
+            self.hypernetwork = cnn(seen, 4 * glimpses, channels, hyper_hidden)
         self.raw_sigma = nn.Parameter(torch.zeros(glimpses))
         self.classifier = mlp(glimpses * k * k, (hidden,), 10)
         self.register_buffer("size_t", torch.tensor(self.image_size, dtype=torch.float32))
@@ -179,8 +190,9 @@ class ReinforceClassifier(BackpropClassifier):
 def whole_image_cnn(
     image_size: tuple[int, int], channels: tuple[int, ...], hidden: int
 ) -> nn.Sequential:
-    """The conv-net baseline: the hypernetwork's architecture, reading the whole image at full
-    resolution and predicting the class."""
+    """The conv-net baseline: the small hypernetwork's architecture (:func:`cnn` with the same
+    ``channels`` and dense width), reading the whole image at full resolution and predicting
+    the class (ours: the reference's whole-image baselines are other conv nets)."""
     return nn.Sequential(ToFloat(), cnn((1, *image_size), 10, channels, hidden))
 
 

@@ -14,7 +14,8 @@
   rotated, scaled 100 x 100 canvas (:mod:`.canvas`), against REINFORCE hard attention and a
   conv net on the whole image, all trained side by side on the same minibatches for the same
   epochs; ``<task>_<model>_test_accuracy``.
-* ``sparse.sort``: differentiable quicksort (Sec. 4.3) against NeuralSort at equal budget
+* ``sparse.sort``: differentiable quicksort (Sec. 4.3) against NeuralSort and diffsort
+  (differentiable sorting networks) at equal budget
   (the same key network, sequences and iterations) on NeuralSort's Table-1 benchmark
   (sequences of n four-digit numbers, n = 3, 5, 7, 9, 15) and the paper's single digits
   (n = 4, 8, 16); ``<large|digit>_n<n>_<method>_all_correct`` and ``..._ranks_correct`` on
@@ -344,10 +345,17 @@ class AttentionConfig(DataConfig):
     """each glimpse is a k x k grid of means"""
     hidden: int = 32
     """hidden width of the MLP that classifies the glimpses"""
+    hypernet: Literal["reference", "small"] = "reference"
+    """the hypernetwork: the reference's ``prep`` (six convs, pools, two dense layers) or a
+    small LeNet-style CNN (one conv + pool per entry of ``channels``, one dense layer)"""
     channels: tuple[int, ...] = (32, 64, 128)
-    """conv channels of the hypernetwork (and of the whole-image conv net)"""
+    """conv channels of the hypernetwork (reference: c1, c2, c3 of its six convs) and of
+    the whole-image conv net"""
     hyper_hidden: int = 512
-    """width of the hypernetwork's dense layer (conv -> 512 -> boxes; also the conv net's)"""
+    """width of the hypernetwork's dense layers (the reference's 512; also the conv net's)"""
+    hyper_maxpool: int = 2
+    """reference hypernetwork: side of its first three max-pools (``--pool``; its default 4
+    leaves nothing of a 28 x 28 image)"""
     canvas_pool: int = 1
     """canvas only: the hypernetwork reads the canvas average-pooled by this factor (1: full
     resolution, the paper's); the glimpses always read full-resolution pixels"""
@@ -393,7 +401,7 @@ class AttentionConfig(DataConfig):
             "epochs": 2,
             "n_train": 512,
             "n_test": 256,
-            "channels": (4, 8),
+            "channels": (4, 4, 8),
             "hyper_hidden": 16,
             "canvas_size": 56,
             "canvas_pool": 2,
@@ -402,6 +410,7 @@ class AttentionConfig(DataConfig):
             "epochs": 3,
             "n_train": 4000,
             "n_test": 1000,
+            "hypernet": "small",
             "channels": (8, 16, 32),
             "hyper_hidden": 64,
             "canvas_size": 60,
@@ -455,7 +464,7 @@ def attention(cfg: AttentionConfig, ctx: RunContext) -> dict[str, float]:
 
 # --- sparse.sort -----------------------------------------------------------------------------
 
-METHODS = ("quicksort", "neuralsort")
+METHODS = ("quicksort", "neuralsort", "diffsort")
 TABLE1 = {3: (0.930, 0.951), 5: (0.837, 0.927), 7: (0.738, 0.909), 9: (0.649, 0.896),
           15: (0.386, 0.857)}  # fmt: skip
 
@@ -472,8 +481,9 @@ class SortConfig(DataConfig):
     """sequence lengths of single digits (the paper's Fig. 6)"""
     single_iterations: tuple[int, ...] = (30000, 60000, 120000)
     """training iterations per single-digit length (the reference: 30k / 60k / 120k)"""
-    methods: tuple[Literal["quicksort", "neuralsort"], ...] = METHODS
-    """sorting relaxations trained side by side on the same sequences and key-net init"""
+    methods: tuple[Literal["quicksort", "neuralsort", "diffsort"], ...] = METHODS
+    """sorting relaxations trained side by side on the same sequences and key-net init
+    (diffsort: the ``diffsort`` package, in the ``bench`` extra)"""
     batch_size: int = 128
     """sequences per iteration"""
     lr: float = 1e-4
@@ -490,10 +500,18 @@ class SortConfig(DataConfig):
     ``--loss plain``) or the per-layer MSE against each layer's target (the earlier choice)"""
     tau: float = 1.0
     """NeuralSort's temperature"""
-    channels: tuple[int, ...] = (32, 64)
-    """conv channels of the key network (a small CNN scoring one number image)"""
-    hidden: int = 64
-    """dense width of the key network"""
+    diffsort_network: Literal["odd_even", "bitonic"] = "odd_even"
+    """diffsort: the sorting network (odd-even works for every length)"""
+    steepness: float = 10.0
+    """diffsort: steepness of its Cauchy relaxation of each swap (the package's default)"""
+    key_net: Literal["reference", "small"] = "reference"
+    """the key network scoring one number image: the reference's (three blocks of three
+    convs with batch norm, dense layers) or a small LeNet-style CNN (one conv + pool per
+    entry of ``channels``, one dense layer of ``hidden[0]``)"""
+    channels: tuple[int, ...] = (16, 64, 128)
+    """conv channels of the key network (the reference's 16, 64, 128 per block)"""
+    hidden: tuple[int, ...] = (256, 128)
+    """dense widths of the key network (the reference's 256, 128)"""
     test_sequences: int = 10000
     """fresh sequences of held-out test digits the accuracies are measured on"""
     eval_every: int = 5000
@@ -536,8 +554,8 @@ def sort_settings(cfg: SortConfig) -> list[tuple[str, int, int, int]]:
             "single_iterations": (),
             "batch_size": 16,
             "lr": 3e-3,
-            "channels": (8,),
-            "hidden": 32,
+            "channels": (4, 4, 4),
+            "hidden": (8,),
             "test_sequences": 100,
             "eval_every": 30,
             "log_every": 10,
@@ -549,8 +567,9 @@ def sort_settings(cfg: SortConfig) -> list[tuple[str, int, int, int]]:
             "single_iterations": (300, 300),
             "batch_size": 16,
             "lr": 1e-3,
+            "key_net": "small",
             "channels": (8, 16),
-            "hidden": 64,
+            "hidden": (64,),
             "test_sequences": 500,
             "eval_every": 100,
         },
@@ -572,7 +591,9 @@ def sort(cfg: SortConfig, ctx: RunContext) -> dict[str, float]:
     settings = sort_settings(cfg)
     _positive(batch_size=cfg.batch_size, test_sequences=cfg.test_sequences, width=cfg.width)
     if not cfg.methods:
-        raise UserError("methods is empty; name quicksort and/or neuralsort")
+        raise UserError("methods is empty; name quicksort, neuralsort and/or diffsort")
+    if cfg.key_net == "small" and not cfg.hidden:
+        raise UserError("the small key network needs one hidden width")
     ds = data.load(cfg.dataset)
     ctx.data = ds.info()
     done = finished_stages(ctx, {})
@@ -594,7 +615,8 @@ def sort(cfg: SortConfig, ctx: RunContext) -> dict[str, float]:
         )
     metrics = {k: v for result in done.values() for k, v in result["metrics"].items()}
     for tag, *_ in settings:
-        if f"{tag}_quicksort_all_correct" in metrics and f"{tag}_neuralsort_all_correct" in metrics:
-            gap = metrics[f"{tag}_quicksort_all_correct"] - metrics[f"{tag}_neuralsort_all_correct"]
-            metrics[f"{tag}_quicksort_minus_neuralsort"] = gap
+        for other in ("neuralsort", "diffsort"):
+            ours, theirs = f"{tag}_quicksort_all_correct", f"{tag}_{other}_all_correct"
+            if ours in metrics and theirs in metrics:
+                metrics[f"{tag}_quicksort_minus_{other}"] = metrics[ours] - metrics[theirs]
     return metrics

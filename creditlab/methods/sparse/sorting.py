@@ -1,5 +1,6 @@
 """Differentiable quicksort with the sparse hyperlayer's sample-and-weight trick (the paper's
-Sec. 4.3) and the NeuralSort baseline (Grover et al., ICLR 2019), on sequences of MNIST
+Sec. 4.3) and its baselines, NeuralSort (Grover et al., ICLR 2019) and differentiable
+sorting networks (Petersen et al., ICML 2021, the ``diffsort`` package), on sequences of MNIST
 numbers.
 
 Quicksort: ``log2(N)`` split layers. Layer d cuts the sequence into ``2^d`` buckets, compares
@@ -35,6 +36,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from creditlab.errors import UserError
 from creditlab.methods.sparse.hyperlayer import duplicates, normalise, ravel, sparse_product
 
 
@@ -218,6 +220,33 @@ def neuralsort_loss(keys: torch.Tensor, labels: torch.Tensor, tau: float) -> tor
     p_hat = neuralsort(-keys, tau)
     target = labels.argsort(dim=1, stable=True)
     return -torch.log(p_hat.gather(2, target[..., None]) + 1e-20).mean()
+
+
+def diffsort_loss(
+    keys: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    network: str = "odd_even",
+    steepness: float = 10.0,
+    distribution: str = "cauchy",
+) -> torch.Tensor:
+    """The differentiable sorting network baseline (Petersen et al., "Differentiable Sorting
+    Networks", ICML 2021, the ``diffsort`` package on PyPI): the relaxed permutation matrix
+    ``X`` of the keys, ``X[j, i]`` the weight with which element j lands at position i of the
+    ascending order, against the true one (ties in their original order) by binary
+    cross-entropy, as that paper's training loss. ``network`` is "odd_even" or "bitonic"
+    (bitonic needs a power-of-two length)."""
+    try:
+        from diffsort import DiffSortNet
+    except ImportError as err:  # an optional dependency: the `bench` extra
+        raise UserError("diffsort is not installed: pip install 'creditlab[bench]'") from err
+    n = keys.shape[1]
+    sorter = DiffSortNet(network, n, device=str(keys.device), steepness=steepness,
+                         distribution=distribution)  # fmt: skip
+    _, soft = sorter(keys)
+    order = labels.argsort(dim=1, stable=True)
+    truth = F.one_hot(order, n).transpose(1, 2).to(soft.dtype)
+    return F.binary_cross_entropy(soft.clamp(0, 1), truth)
 
 
 def order_metrics(labels: torch.Tensor, order: torch.Tensor) -> tuple[float, float]:

@@ -20,7 +20,13 @@ from creditlab.methods.sparse.attention import (
     ReinforceClassifier,
     whole_image_cnn,
 )
-from creditlab.methods.sparse.sorting import neuralsort_loss, number_sequences, quicksort_loss
+from creditlab.methods.sparse.networks import key_network
+from creditlab.methods.sparse.sorting import (
+    diffsort_loss,
+    neuralsort_loss,
+    number_sequences,
+    quicksort_loss,
+)
 from creditlab.methods.sparse.tasks import (
     TEST_SEED,
     held_out_sequences,
@@ -126,6 +132,8 @@ def attention_learners(cfg: Any, image_size: tuple[int, int], pool: int) -> dict
                 channels=cfg.channels,
                 hyper_hidden=cfg.hyper_hidden,
                 pool=pool,
+                hypernet=cfg.hypernet,
+                hyper_maxpool=cfg.hyper_maxpool,
                 n_global=cfg.n_global,
                 n_local=cfg.n_local,
                 region=cfg.region,
@@ -149,7 +157,10 @@ def train_sorting(
     for method in cfg.methods:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(stage.seed)  # the same initial key network for every method
-            nets[method] = cnn((1, 28, 28 * width), 1, cfg.channels, cfg.hidden)
+            if cfg.key_net == "reference":
+                nets[method] = key_network((1, 28, 28 * width), cfg.channels, cfg.hidden)
+            else:
+                nets[method] = cnn((1, 28, 28 * width), 1, cfg.channels, cfg.hidden[0])
     optimizers = {m: make_optimizer(net.parameters(), "adam", cfg.lr) for m, net in nets.items()}
     test = held_out_sequences(ds, n, width, cfg.test_sequences, derive_seed(TEST_SEED, n))
     probe = tuple(t[: max(1, cfg.test_sequences // 5)] for t in test)
@@ -170,8 +181,11 @@ def train_sorting(
                     loss=cfg.loss,
                     sampling=cfg.sampling,
                 )
-            else:
+            elif method == "neuralsort":
                 losses[method] = neuralsort_loss(keys, values, cfg.tau)
+            else:
+                losses[method] = diffsort_loss(keys, values, network=cfg.diffsort_network,
+                                               steepness=cfg.steepness)  # fmt: skip
         return losses
 
     def evaluate() -> dict[str, float]:
