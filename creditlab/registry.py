@@ -29,6 +29,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from creditlab.errors import UserError
@@ -130,15 +131,14 @@ def experiment(
 
 @functools.cache
 def experiment_modules() -> tuple[str, ...]:
-    """Every ``experiments`` module in the package: a method registers by having one."""
-    import pkgutil
-
-    import creditlab
-
+    """Every ``experiments`` module in the package, found on disk (nothing is imported): a
+    method registers by having one."""
+    root = Path(__file__).parent
     return tuple(
-        info.name
-        for info in pkgutil.walk_packages(creditlab.__path__, "creditlab.")
-        if info.name.rsplit(".", 1)[-1] == "experiments"
+        sorted(
+            ".".join(("creditlab", *path.relative_to(root).with_suffix("").parts))
+            for path in root.rglob("experiments.py")
+        )
     )
 
 
@@ -150,7 +150,19 @@ def load_all() -> dict[str, Experiment]:
 
 
 def get(name: str) -> Experiment:
-    """The experiment called ``name``; an unknown name suggests the closest ones."""
+    """The experiment called ``name``; an unknown name suggests the closest ones.
+
+    An experiment is named after the package that registers it (``bp.digits`` in
+    ``methods/bp/experiments.py``), so only that module is imported: a run in a fresh process
+    (a subprocess, a sweep's worker) does not pay for every method's imports. Any other name
+    imports them all."""
+    if name not in _REGISTRY:
+        package = name.split(".", 1)[0]
+        for module in experiment_modules():
+            if module.split(".")[-2] == package:
+                importlib.import_module(module)
+    if name in _REGISTRY:
+        return _REGISTRY[name]
     registry = load_all()
     if name in registry:
         return registry[name]

@@ -74,3 +74,20 @@ def test_every_experiment_documents_every_field_and_scale():
             exp.make_config(scale)  # every scale builds a valid config
         with pytest.raises(UserError, match="unknown scale"):
             exp.make_config("huge")
+
+
+def test_each_experiment_is_named_after_the_package_that_registers_it():
+    """`registry.get` imports only the module of the name's package (a fresh process runs one
+    method without importing all); every registered name keeps that convention, and a fresh
+    process finds its experiment importing no other method."""
+    import subprocess
+    import sys
+
+    for name, exp in registry.load_all().items():
+        assert exp.fn.__module__.split(".")[-2] == name.split(".", 1)[0], name
+    probe = (
+        "import sys; from creditlab import registry; registry.get('bp.digits'); "
+        "print(sorted(m for m in sys.modules if m.endswith('.experiments')))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['creditlab.methods.bp.experiments']"
