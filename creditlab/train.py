@@ -92,6 +92,31 @@ def load_optimizer_state(
         schedule.load_state_dict(state["schedule"])
 
 
+class OptimizerLearner:
+    """Base of a learner whose rule yields each step's gradients (its own, not always
+    autograd's) and hands them to a torch optimiser and its per-step schedule; checkpoints the
+    network, the optimiser and the schedule."""
+
+    def __init__(self, net: Any, optimizer: torch.optim.Optimizer, schedule: Any = None):
+        self.net, self.optimizer, self.schedule = net, optimizer, schedule
+
+    def apply_gradients(self, pairs: Any) -> None:
+        """Set each ``(parameter, gradient)`` pair's ``.grad``, then step the optimiser and the
+        schedule."""
+        for param, grad in pairs:
+            param.grad = grad
+        self.optimizer.step()
+        if self.schedule is not None:
+            self.schedule.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), **optimizer_state(self.optimizer, self.schedule)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        load_optimizer_state(state, self.optimizer, self.schedule)
+
+
 def evaluate_logits(
     predict: Any, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000
 ) -> dict[str, float]:

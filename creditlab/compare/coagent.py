@@ -48,7 +48,7 @@ from torch import nn
 from creditlab.diagnostics.alignment import alignment
 from creditlab.methods.coagent import BernoulliCoagent, CoagentNetwork, Node, SoftmaxCoagent
 from creditlab.runner import RunContext
-from creditlab.train import load_optimizer_state, make_optimizer, optimizer_state
+from creditlab.train import OptimizerLearner, make_optimizer
 
 INIT_STD = 1.0
 """standard deviation of the hidden coagents' initial weights (``CoagentActor``'s default)"""
@@ -81,7 +81,7 @@ def standardised(reward: torch.Tensor) -> torch.Tensor:
     return (reward - reward.mean()) / (reward.std() + 1e-8)
 
 
-class CoagentClassifier:
+class CoagentClassifier(OptimizerLearner):
     """A :class:`CoagentNetwork` trained as a contextual bandit (module docstring)."""
 
     def __init__(
@@ -90,7 +90,7 @@ class CoagentClassifier:
         optimizer: torch.optim.Optimizer,
         schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
     ):
-        self.net, self.optimizer, self.schedule = net, optimizer, schedule
+        super().__init__(net, optimizer, schedule)
         self.layers = [n for n in net.order if n != net.action] + [net.action]
 
     def _sampled_update(
@@ -109,11 +109,7 @@ class CoagentClassifier:
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         update, reward, step = self._sampled_update(x, y)
         params = dict(self.net.coagents.named_parameters())
-        for name, delta in update.items():
-            params[name].grad = -delta
-        self.optimizer.step()
-        if self.schedule is not None:
-            self.schedule.step()
+        self.apply_gradients((params[name], -delta) for name, delta in update.items())
         action = self.net.coagents[self.net.action]
         with torch.no_grad():
             loss = -action.log_prob(step.inputs[self.net.action], y).mean()
@@ -162,13 +158,6 @@ class CoagentClassifier:
         for k, name in enumerate(self.layers):
             out[f"alignment_cosine/layer{k + 1}"] = result.cosine[f"{name}.weight"]
         return out
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), **optimizer_state(self.optimizer, self.schedule)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["net"])
-        load_optimizer_state(state, self.optimizer, self.schedule)
 
 
 def build(cfg: Any, n_in: int, n_out: int, total_steps: int, ctx: RunContext) -> Any:

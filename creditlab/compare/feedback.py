@@ -44,7 +44,7 @@ from torch import nn
 
 from creditlab.diagnostics.alignment import gradient_alignment
 from creditlab.models import mlp
-from creditlab.train import evaluate_logits, load_optimizer_state, optimizer_state
+from creditlab.train import OptimizerLearner, evaluate_logits
 
 Mode = Literal["bp", "fa", "dfa"]
 MODES: tuple[str, ...] = ("bp", "fa", "dfa")
@@ -222,27 +222,15 @@ class FeedbackNetwork:
             b.copy_(saved)
 
 
-class FeedbackClassifier:
+class FeedbackClassifier(OptimizerLearner):
     """A :class:`FeedbackNetwork` on the :class:`creditlab.train.Learner` protocol: each
     step hands the mode's update to a torch optimiser as the negative gradient (so every
     mode gets the same optimiser and schedule as the backprop baseline)."""
 
-    def __init__(
-        self,
-        net: FeedbackNetwork,
-        optimizer: torch.optim.Optimizer,
-        schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
-    ):
-        self.net, self.optimizer, self.schedule = net, optimizer, schedule
-
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         update = self.net.update(x, y)
         params = dict(self.net.model.named_parameters())
-        for name, delta in update.items():
-            params[name].grad = -delta
-        self.optimizer.step()
-        if self.schedule is not None:
-            self.schedule.step()
+        self.apply_gradients((params[name], -delta) for name, delta in update.items())
         with torch.no_grad():
             out = self.net.model(x)
         return {"loss": LOSSES[self.net.loss](out, y).item()}
@@ -268,10 +256,3 @@ class FeedbackClassifier:
             out[f"alignment_cosine/layer{k + 1}"] = result.cosine[f"{name}.weight"]
         out.update({f"feedback_angle/{k}": v for k, v in self.net.weight_angles().items()})
         return out
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), **optimizer_state(self.optimizer, self.schedule)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["net"])
-        load_optimizer_state(state, self.optimizer, self.schedule)

@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from creditlab.compare.feedback import MODES, xavier_uniform
 from creditlab.diagnostics.alignment import alignment
-from creditlab.train import evaluate_logits, load_optimizer_state, optimizer_state
+from creditlab.train import OptimizerLearner, evaluate_logits
 
 MEAN, STD, SIZE = 0.2859, 0.3530, 32
 """BioTorch's Fashion-MNIST normalisation and target size (``datasets/fashion_mnist.py``)"""
@@ -210,25 +210,13 @@ class FeedbackLeNet(nn.Module):
         return out
 
 
-class LeNetLearner:
+class LeNetLearner(OptimizerLearner):
     """:class:`FeedbackLeNet` on the learner protocol: the mode's gradients through autograd,
     then the optimiser and a per-step schedule."""
 
-    def __init__(
-        self,
-        net: FeedbackLeNet,
-        optimizer: torch.optim.Optimizer,
-        schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
-    ):
-        self.net, self.optimizer, self.schedule = net, optimizer, schedule
-
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         grads = self.net.mode_gradient(x, y, self.net.mode)
-        for p, g in zip(self.net.parameters(), grads, strict=True):
-            p.grad = g
-        self.optimizer.step()
-        if self.schedule is not None:
-            self.schedule.step()
+        self.apply_gradients(zip(self.net.parameters(), grads, strict=True))
         with torch.no_grad():
             return {"loss": F.cross_entropy(self.net(x), y).item()}
 
@@ -249,10 +237,3 @@ class LeNetLearner:
         if self.net.mode == "fa":
             out.update(self.net.feedback_angles())
         return out
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), **optimizer_state(self.optimizer, self.schedule)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["net"])
-        load_optimizer_state(state, self.optimizer, self.schedule)
