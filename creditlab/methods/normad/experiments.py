@@ -292,6 +292,27 @@ def _prefixed(name: str, metrics: dict[str, float]) -> dict[str, float]:
     return metrics if name == "normad" else {f"{name}_{k}": v for k, v in metrics.items()}
 
 
+def _per_method(cfg, ctx, desired, cell, s, c, task: str, coincidence: str, accuracy=None):
+    """Each trained method's metrics (``accuracy(out)`` as ``test_accuracy`` where given, then
+    its :func:`_summary`, the coincidence accuracy named ``coincidence``) and its raster of
+    desired vs produced spikes in ``plots/raster_<task, lower case>_<method>.png``."""
+    result = {}
+    for name, st in s.items():
+        out = network_forward(c, st["w"], cell).out
+        summary = _summary(name, cfg, st, desired, [c], st["w"], cell)
+        metrics = {"test_accuracy": accuracy(out)} if accuracy is not None else {}
+        for key in ("epochs_to_converge", "fraction_converged"):
+            metrics[key] = summary[f"{name}_{key}"]
+        metrics[coincidence] = summary[f"{name}_final_coincidence"]
+        for key in ("final_van_rossum", "wall_seconds"):
+            metrics[key] = summary[f"{name}_{key}"]
+        result.update(_prefixed(name, metrics))
+        figures.raster(
+            ctx.plots / f"raster_{task.lower()}_{name}.png", desired, out, cell, f"{task}, {name}"
+        )
+    return result
+
+
 @experiment(
     "normad.xor",
     config=MultiConfig,
@@ -319,23 +340,10 @@ def xor(cfg: MultiConfig, ctx: RunContext) -> dict[str, float]:
         ctx.generator("task"),
     )
     s, c = _train_multilayer(cfg, ctx, task, cell)
-    result = {}
-    for name, st in s.items():
-        out = network_forward(c, st["w"], cell).out
-        summary = _summary(name, cfg, st, task.desired, [c], st["w"], cell)
-        metrics = {
-            "test_accuracy": _xor_accuracy(out, task.desired, cfg, cell),
-            "epochs_to_converge": summary[f"{name}_epochs_to_converge"],
-            "fraction_converged": summary[f"{name}_fraction_converged"],
-            "final_coincidence": summary[f"{name}_final_coincidence"],
-            "final_van_rossum": summary[f"{name}_final_van_rossum"],
-            "wall_seconds": summary[f"{name}_wall_seconds"],
-        }
-        result.update(_prefixed(name, metrics))
-        figures.raster(
-            ctx.plots / f"raster_xor_{name}.png", task.desired, out, cell, f"XOR, {name}"
-        )
-    return result
+    return _per_method(
+        cfg, ctx, task.desired, cell, s, c, "XOR", "final_coincidence",
+        accuracy=lambda out: _xor_accuracy(out, task.desired, cfg, cell),
+    )  # fmt: skip
 
 
 def _xor_accuracy(out, desired, cfg: MultiConfig, cell: Neuron) -> float:
@@ -376,19 +384,4 @@ def mapping(cfg: MultiConfig, ctx: RunContext) -> dict[str, float]:
         ctx.generator("task"),
     )
     s, c = _train_multilayer(cfg, ctx, task, cell)
-    result = {}
-    for name, st in s.items():
-        summary = _summary(name, cfg, st, task.desired, [c], st["w"], cell)
-        metrics = {
-            "fraction_converged": summary[f"{name}_fraction_converged"],
-            "epochs_to_converge": summary[f"{name}_epochs_to_converge"],
-            "final_van_rossum": summary[f"{name}_final_van_rossum"],
-            "final_coincidence_accuracy": summary[f"{name}_final_coincidence"],
-            "wall_seconds": summary[f"{name}_wall_seconds"],
-        }
-        result.update(_prefixed(name, metrics))
-        out = network_forward(c, st["w"], cell).out
-        figures.raster(
-            ctx.plots / f"raster_mapping_{name}.png", task.desired, out, cell, f"mapping, {name}"
-        )
-    return result
+    return _per_method(cfg, ctx, task.desired, cell, s, c, "mapping", "final_coincidence_accuracy")
