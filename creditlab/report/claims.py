@@ -106,7 +106,8 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         "normad.xor", "fraction_converged",
         "Multilayer NormAD learns spike-time XOR (every training problem converges).",
-        ">=", 1.0, "Anwani & Rajendran 2020, XOR experiment",
+        ">=", 1.0,
+        "Anwani & Rajendran 2020, XOR task (our threshold: the paper's numbers were not found)",
     ),
     Claim(
         "coagent.cartpole", "eval_return",
