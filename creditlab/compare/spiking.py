@@ -30,15 +30,16 @@ perturb.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
 
-from creditlab.methods.hm2bp import HM2BPLearner, RateTargets, SpikingNetwork
+from creditlab.methods.hm2bp import HM2BPLearner
 from creditlab.methods.hm2bp.experiments import MnistConfig
 from creditlab.methods.hm2bp.learner import rate_encoder
 from creditlab.methods.hm2bp.network import dense_layers
-from creditlab.methods.hm2bp.training import output_alignment
+from creditlab.methods.hm2bp.training import output_alignment, spiking_learner
 from creditlab.runner import RunContext
 
 
@@ -74,34 +75,15 @@ def build(cfg: Any, n_in: int, n_out: int, total_steps: int, ctx: RunContext) ->
     thresholds = (hp.thresholds[0],) * len(hidden) + (hp.thresholds[-1],)
     init_w = (hp.init_w[0],) * len(hidden) + (hp.init_w[-1],)
     layers = dense_layers(n_in, hidden, n_out, init_w, ctx.generator("hm2bp"))
-    net = SpikingNetwork(
-        layers,
-        thresholds,
-        hp.tau_m,
-        hp.tau_s,
-        hp.t_ref,
-        lateral=hp.lateral_inhibition,
-        block_elements=hp.block_elements,
-        reference_timing=hp.reference_timing,
-    ).to(ctx.device)
     steps = getattr(cfg, "spike_steps", hp.n_steps)
     epochs = max(1, getattr(cfg, "epochs", 1))
-    inner = HM2BPLearner(
-        net,
+    inner = spiking_learner(
+        dataclasses.replace(hp, thresholds=thresholds),
+        ctx,
+        layers,
         rate_encoder((n_in,), steps, hp.input_scale),
-        n_out,
-        lr=hp.lr,
         batches_per_epoch=max(1, total_steps // epochs),
-        targets=RateTargets(hp.desired, hp.undesired, hp.margin),
-        side_effect=hp.side_effect,
-        silent_psp=hp.silent_psp,
-        silent_side_effect=hp.silent_side_effect,
-        label_spikes=hp.label_spikes,
-        lateral_gradient=hp.lateral_gradient,
-        reg_lambda=hp.reg_lambda,
-        reg_beta=hp.reg_beta,
-        weight_limit=hp.weight_limit,
-        eval_batch=hp.eval_batch,
-        eval_seed=ctx.generator("hm2bp_eval").initial_seed(),
+        n_out=n_out,
+        eval_key="hm2bp_eval",
     )
     return SpikingClassifier(inner)

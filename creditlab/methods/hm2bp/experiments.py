@@ -34,12 +34,11 @@ from creditlab.methods.hm2bp import loss, network
 from creditlab.methods.hm2bp.learner import (
     Encoder,
     HM2BPLearner,
-    RateTargets,
     fixed_rate_encoder,
     rate_encoder,
 )
-from creditlab.methods.hm2bp.network import Conv, Dense, Layer, Pool, SpikingNetwork, dense_layers
-from creditlab.methods.hm2bp.training import train_and_measure
+from creditlab.methods.hm2bp.network import Conv, Dense, Pool, dense_layers
+from creditlab.methods.hm2bp.training import spiking_learner, train_and_measure
 from creditlab.methods.hm2bp.yardstick import yardstick_cnn
 from creditlab.registry import experiment
 from creditlab.runner import RunContext, derive_seed
@@ -184,39 +183,6 @@ def _check(cfg: SpikingConfig, n_learned: int) -> None:
         raise UserError("n_steps, epochs and batch_size must be at least 1")
 
 
-def _learner(
-    cfg: SpikingConfig, ctx: RunContext, layers: list[Layer], encode: Encoder, n_train: int
-) -> HM2BPLearner:
-    net = SpikingNetwork(
-        layers,
-        cfg.thresholds,
-        cfg.tau_m,
-        cfg.tau_s,
-        cfg.t_ref,
-        lateral=cfg.lateral_inhibition,
-        block_elements=cfg.block_elements,
-        reference_timing=cfg.reference_timing,
-    ).to(ctx.device)
-    return HM2BPLearner(
-        net,
-        encode,
-        10,
-        lr=cfg.lr,
-        batches_per_epoch=max(1, n_train // cfg.batch_size),
-        targets=RateTargets(cfg.desired, cfg.undesired, cfg.margin),
-        side_effect=cfg.side_effect,
-        silent_psp=cfg.silent_psp,
-        silent_side_effect=cfg.silent_side_effect,
-        label_spikes=cfg.label_spikes,
-        lateral_gradient=cfg.lateral_gradient,
-        reg_lambda=cfg.reg_lambda,
-        reg_beta=cfg.reg_beta,
-        weight_limit=cfg.weight_limit,
-        eval_batch=cfg.eval_batch,
-        eval_seed=derive_seed(ctx.seed, "eval"),
-    )
-
-
 def _train(
     cfg: SpikingConfig, ctx: RunContext, learner: HM2BPLearner, tensors: tuple[torch.Tensor, ...]
 ) -> dict[str, float]:
@@ -319,7 +285,7 @@ def mnist(cfg: MnistConfig, ctx: RunContext) -> dict[str, float]:
     n_in = tensors[0][0].numel()
     layers = dense_layers(n_in, cfg.hidden, 10, cfg.init_w, generator)
     encode, tensors = _encoded(cfg, ctx, tensors, (n_in,))
-    learner = _learner(cfg, ctx, layers, encode, len(tensors[0]))
+    learner = spiking_learner(cfg, ctx, layers, encode, max(1, len(tensors[0]) // cfg.batch_size))
     if cfg.dataset == "fashion_mnist":
         ctx.note(
             "Fashion-MNIST: the paper reports no HM2-BP figure; ST-RSBP's 90.13% (recurrent "
@@ -387,7 +353,9 @@ def mnist_cnn(cfg: CnnConfig, ctx: RunContext) -> dict[str, float]:
     out = Dense((cfg.dense,), 10, cfg.init_w[3], generator)
     images = tensors
     encode, tensors = _encoded(cfg, ctx, tensors, shape)
-    learner = _learner(cfg, ctx, [c1, p1, c2, p2, d1, out], encode, len(tensors[0]))
+    learner = spiking_learner(
+        cfg, ctx, [c1, p1, c2, p2, d1, out], encode, max(1, len(tensors[0]) // cfg.batch_size)
+    )
     ctx.note("No data augmentation (the paper's CNN figure used scale, rotation, distortion).")
     metrics = _train(cfg, ctx, learner, tensors)
     if cfg.yardstick:
@@ -462,5 +430,5 @@ def nmnist(cfg: NmnistConfig, ctx: RunContext) -> dict[str, float]:
     x_test = torch.arange(offset, offset + len(test), device=ctx.device)
     tensors = (x_train, train.labels.to(ctx.device), x_test, test.labels.to(ctx.device))
     layers = dense_layers(2312, cfg.hidden, 10, cfg.init_w, ctx.generator())
-    learner = _learner(cfg, ctx, layers, encode, len(train))
+    learner = spiking_learner(cfg, ctx, layers, encode, max(1, len(train) // cfg.batch_size))
     return _train(cfg, ctx, learner, tensors)

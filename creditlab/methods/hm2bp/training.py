@@ -9,13 +9,57 @@ schedule inside the learner) and adds to fit's accuracies and losses the test se
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import torch
 
 from creditlab.diagnostics.alignment import alignment
-from creditlab.methods.hm2bp.learner import HM2BPLearner
+from creditlab.methods.hm2bp.learner import Encoder, HM2BPLearner, RateTargets
+from creditlab.methods.hm2bp.network import Layer, SpikingNetwork
 from creditlab.runner import RunContext
 from creditlab.train import fit
+
+
+def spiking_learner(
+    cfg: Any,
+    ctx: RunContext,
+    layers: list[Layer],
+    encode: Encoder,
+    batches_per_epoch: int,
+    n_out: int = 10,
+    eval_key: str = "eval",
+) -> HM2BPLearner:
+    """The network of ``layers`` with the neuron, output and learning settings of ``cfg`` (an
+    ``hm2bp`` experiment's config), on ``ctx.device``, as an HM2-BP learner; its evaluation
+    trains are seeded from the stream ``eval_key``."""
+    net = SpikingNetwork(
+        layers,
+        cfg.thresholds,
+        cfg.tau_m,
+        cfg.tau_s,
+        cfg.t_ref,
+        lateral=cfg.lateral_inhibition,
+        block_elements=cfg.block_elements,
+        reference_timing=cfg.reference_timing,
+    ).to(ctx.device)
+    return HM2BPLearner(
+        net,
+        encode,
+        n_out,
+        lr=cfg.lr,
+        batches_per_epoch=batches_per_epoch,
+        targets=RateTargets(cfg.desired, cfg.undesired, cfg.margin),
+        side_effect=cfg.side_effect,
+        silent_psp=cfg.silent_psp,
+        silent_side_effect=cfg.silent_side_effect,
+        label_spikes=cfg.label_spikes,
+        lateral_gradient=cfg.lateral_gradient,
+        reg_lambda=cfg.reg_lambda,
+        reg_beta=cfg.reg_beta,
+        weight_limit=cfg.weight_limit,
+        eval_batch=cfg.eval_batch,
+        eval_seed=ctx.generator(eval_key).initial_seed(),  # derive_seed(ctx.seed, eval_key)
+    )
 
 
 def output_alignment(learner: HM2BPLearner, x: torch.Tensor, y: torch.Tensor) -> float:
