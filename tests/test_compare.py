@@ -527,3 +527,26 @@ def test_the_cli_help_names_every_task_and_rule():
 
     assert cli.COMPARE_TASKS == harness.TASKS
     assert set(cli.COMPARE_RULES) == set(rules.RULES)
+
+
+def test_a_learner_step_is_the_optimiser_step_on_the_rules_gradient_with_its_schedule():
+    """bp mode through train.OptimizerLearner: two steps equal plain torch (autograd gradient,
+    SGD, a halving schedule) on a copy of the same weights: the update's sign, the optimiser
+    and the per-step schedule as handed over."""
+    import copy
+
+    net = FeedbackNetwork(6, [8], 3, mode="bp", generator=torch.Generator().manual_seed(2))
+    plain = copy.deepcopy(net.model)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.3)
+    schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    learner = FeedbackClassifier(net, optimizer, schedule)
+    x, y = torch.randn(10, 6, generator=torch.Generator().manual_seed(3)), torch.arange(10) % 3
+    for lr in (0.3, 0.15):
+        learner.train_step(x, y)
+        plain.zero_grad()
+        torch.nn.functional.cross_entropy(plain(x), y).backward()
+        with torch.no_grad():
+            for p in plain.parameters():
+                p -= lr * p.grad
+    for ours, theirs in zip(net.model.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(ours, theirs)
