@@ -264,3 +264,37 @@ def test_tensorboard_holds_every_logged_metric_across_a_resume(
     (out / runner.TENSORBOARD_DIR).rename(tmp_path / "elsewhere")
     assert main(["run", "--resume", str(out), "--tensorboard"]) == 2
     assert "started without --tensorboard" in capsys.readouterr().err
+
+
+
+class _TrialsWouldStart(Exception):
+    pass
+
+
+def test_the_metric_check_runs_smoke_without_the_budget_overrides(tmp_path, monkeypatch) -> None:
+    # a long sweep (--set epochs=100000 at quick scale) must not run its budget in the
+    # up-front check of the metric names: that check is a smoke run with the overrides of
+    # fields the two scales share (lr, activation), and the smoke scale's own sizes
+    seen: list[dict] = []
+
+    def noted_run(exp, *, scale, overrides, **options):
+        seen.append({"scale": scale, **overrides})
+        return {"metrics": {"test_accuracy": 1.0}}
+
+    def no_executor(*args):
+        raise _TrialsWouldStart
+
+    monkeypatch.setattr(runner, "run", noted_run)
+    monkeypatch.setattr(sweep, "make_executor", no_executor)
+    with pytest.raises(_TrialsWouldStart):
+        sweep.sweep(
+            registry.get("bp.digits"),
+            [{"lr": "0.1"}],
+            [0],
+            metrics=["test_accuracy"],
+            scale="quick",
+            overrides={"epochs": "100000", "activation": "tanh", "hidden": "64"},
+            out=tmp_path / "s",
+            say=lambda line: None,
+        )
+    assert seen == [{"scale": "smoke", "activation": "tanh", "lr": "0.1"}]

@@ -152,7 +152,7 @@ def sweep(
     finished = {
         t: read_json(Path(t.folder) / RESULT_FILE) for t in trials if t.state() == "finished"
     }
-    _check_metrics(exp, metrics, trials[0], next(iter(finished.values()), None))
+    _check_metrics(exp, metrics, scale, trials[0], next(iter(finished.values()), None))
     to_run = [t for t in trials if t not in finished]
     executor = make_executor(backend, workers, address) if to_run else None
 
@@ -174,17 +174,26 @@ def sweep(
 
 
 def _check_metrics(
-    exp: Experiment, metrics: Sequence[str], first: Trial, result: Mapping[str, Any] | None
+    exp: Experiment,
+    metrics: Sequence[str],
+    scale: str,
+    first: Trial,
+    result: Mapping[str, Any] | None,
 ) -> None:
     """Refuse metric names the experiment does not report, before any trial starts: checked
     on a finished trial's result if there is one, else on a smoke-scale run of the first
-    setting in a temporary folder (seconds)."""
+    setting in a temporary folder (seconds: the settings that the smoke scale sets itself,
+    such as a budget of iterations, keep their smoke values there)."""
     if not metrics:
         return
     if result is None:
         with tempfile.TemporaryDirectory() as tmp, _quiet():
             result = runner.run(
-                exp, scale="smoke", seed=first.seed, overrides=first.overrides, out=Path(tmp)
+                exp,
+                scale="smoke",
+                seed=first.seed,
+                overrides=_structural(exp, scale, first.overrides),
+                out=Path(tmp),
             )
     missing = [m for m in metrics if m not in result["metrics"]]
     if missing:
@@ -192,6 +201,16 @@ def _check_metrics(
             f"{exp.name} reports no metric {', '.join(missing)}; it reports "
             + ", ".join(result["metrics"])
         )
+
+
+def _structural(exp: Experiment, scale: str, overrides: Mapping[str, str]) -> dict[str, str]:
+    """The overrides of fields on which ``scale`` and the smoke scale agree (the model, the
+    methods, the options that name metrics); an override of a field the scales set
+    differently (iterations, epochs, sizes) is a budget, and is left out."""
+    smoke, chosen = exp.make_config("smoke"), exp.make_config(scale)
+    return {
+        k: v for k, v in overrides.items() if getattr(smoke, k) == getattr(chosen, k)
+    }
 
 
 @contextlib.contextmanager
