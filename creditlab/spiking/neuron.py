@@ -17,6 +17,7 @@ copied once).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -121,8 +122,11 @@ def psp_kernel_with_reset(
     return carried * psp_kernel(torch.minimum(s, t), tau_m, tau_s)
 
 
+@functools.lru_cache(maxsize=8)
 def _decay_matrix(steps: int, tau: float, dtype, device) -> torch.Tensor:
-    """(steps, steps) lower-triangular exp(-(t - t')/tau) for t >= t', else 0."""
+    """(steps, steps) lower-triangular exp(-(t - t')/tau) for t >= t', else 0; built once per
+    (steps, tau, dtype, device) (NormAD filters every trial with the same few: building it was
+    a quarter of an XOR epoch). Read-only: callers only multiply by it."""
     k = torch.arange(steps, device=device, dtype=torch.float64)
     lag = k[:, None] - k[None, :]
     decay = torch.where(lag >= 0, torch.exp(-lag.clamp(min=0) / tau), torch.zeros_like(lag))
