@@ -425,7 +425,7 @@ def test_xor_accuracy_reads_the_first_spike_nearer_its_target():
         desired[0, k, t, 0] = 1
     out = torch.zeros_like(desired)
     out[0, 0, 160, 0] = 1  # 16 ms: nearer 18 (right)
-    out[0, 1, 170, 0] = out[0, 1, 100, 0] = 1  # first 10 ms: nearer 12 (right); the 17 ms one ignored
+    out[0, 1, 170, 0] = out[0, 1, 100, 0] = 1  # first 10 ms: nearer 12 (right); 17 ms ignored
     out[0, 2, 160, 0] = 1  # 16 ms for a true pattern: wrong
     # pattern 3 silent: wrong
     assert _xor_accuracy(out, desired, cfg, CELL) == 0.5

@@ -266,7 +266,6 @@ def test_tensorboard_holds_every_logged_metric_across_a_resume(
     assert "started without --tensorboard" in capsys.readouterr().err
 
 
-
 class _TrialsWouldStart(Exception):
     pass
 

@@ -208,9 +208,7 @@ def _structural(exp: Experiment, scale: str, overrides: Mapping[str, str]) -> di
     methods, the options that name metrics); an override of a field the scales set
     differently (iterations, epochs, sizes) is a budget, and is left out."""
     smoke, chosen = exp.make_config("smoke"), exp.make_config(scale)
-    return {
-        k: v for k, v in overrides.items() if getattr(smoke, k) == getattr(chosen, k)
-    }
+    return {k: v for k, v in overrides.items() if getattr(smoke, k) == getattr(chosen, k)}
 
 
 @contextlib.contextmanager
