@@ -761,7 +761,7 @@ def test_he_initialisation_has_the_reference_spread():
     """Variance scaling (factor 2, fan-in): weight std about sqrt(2 / fan_in), zero biases."""
     torch.manual_seed(0)
     net = posteriors.MLP(784, (200,), 50)
-    w = net.linears[0].weight
+    w = net.linears[0].weight.detach()
     assert abs(float(w.std()) / math.sqrt(2 / 784) - 1) < 0.05
-    assert float(net.linears[0].bias.abs().max()) == 0.0
+    assert float(net.linears[0].bias.detach().abs().max()) == 0.0
     assert net.norms[0].eps == 1e-2 and net.norms[0].momentum == 0.01
