@@ -251,7 +251,8 @@ class MultiConfig(TrialConfig):
     target_false: float = 18e-3
     """XOR: output spike time for XOR = 0 (s). Both targets lie where the input volley (1 to
     12 ms) still drives the output through one hidden layer (synapse 5 ms, membrane 10 ms): at
-    20 / 30 ms no network of seeds 100-107 converged, the output fell silent (docs/normad.md)"""
+    20 / 30 ms no network converged, the output fell silent (scripts/normad_xor_encoding.py,
+    docs/normad.md)"""
 
 
 def _train_multilayer(cfg: MultiConfig, ctx: RunContext, task, cell: Neuron):
@@ -326,7 +327,8 @@ def _per_method(cfg, ctx, desired, cell, s, c, task: str, coincidence: str, accu
 
 
 XOR = {"hidden": 30, "steps": 400}
-"""XOR's network: 30 hidden neurons (10 and 20 converged fewer networks on seeds 100-107)"""
+"""XOR's network: 30 hidden neurons (at r = 6e-10, 10 and 20 converged fewer of 8 networks drawn
+from tuning seed 100; at the tuned r = 1e-9 the width makes no clear difference: docs/normad.md)"""
 
 
 @experiment(
