@@ -250,21 +250,29 @@ class DataConfig:
 
 
 @dataclass
-class TrainingConfig(DataConfig):
-    """The minibatch-training settings every backprop-trained experiment shares."""
+class OptimizerConfig:
+    """How a network is trained: passes, minibatches and the optimiser (with its cosine
+    schedule) that :func:`make_optimizer` builds."""
 
     epochs: int = 50
     """passes over the training set"""
     batch_size: int = 100
     """examples per minibatch"""
     optimizer: Literal["adam", "sgd"] = "adam"
-    """optimiser applied to the backprop gradient"""
+    """optimiser applied to the backprop gradient (or to a learning rule's update in its place)"""
     lr: float = 1e-3
     """initial learning rate (cosine-decayed to zero over the run)"""
     momentum: float = 0.9
     """SGD only: momentum"""
     weight_decay: float = 0.0
     """L2 penalty coefficient"""
+
+
+@dataclass
+class TrainingConfig(OptimizerConfig, DataConfig):
+    """The minibatch-training settings every backprop-trained experiment shares: the data set,
+    the optimiser and how much of the training set."""
+
     n_train: int = 0
     """use only the first n_train training examples (0: all)"""
 

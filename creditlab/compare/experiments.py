@@ -11,7 +11,7 @@ from creditlab.compare.training import train_lenet, train_rule
 from creditlab.data import ClassifierData
 from creditlab.registry import experiment
 from creditlab.runner import RunContext
-from creditlab.train import TrainingConfig
+from creditlab.train import OptimizerConfig, TrainingConfig
 
 
 @dataclass
@@ -138,7 +138,7 @@ def compare_fashion_mnist_lenet(cfg: LeNetTask, ctx: RunContext) -> dict[str, fl
 
 
 @dataclass
-class TeacherTask:
+class TeacherTask(OptimizerConfig):
     """The teacher-student regression (creditlab.compare.regression): bp, fa and dfa."""
 
     rule: str = "bp"
@@ -161,18 +161,6 @@ class TeacherTask:
     """fixed training examples"""
     n_test: int = 1000
     """test examples"""
-    epochs: int = 50
-    """passes over the training examples"""
-    batch_size: int = 100
-    """examples per minibatch"""
-    optimizer: Literal["adam", "sgd"] = "adam"
-    """optimiser fed each rule's update as the negative gradient"""
-    lr: float = 1e-3
-    """learning rate (cosine decay over the run)"""
-    momentum: float = 0.9
-    """SGD only: momentum"""
-    weight_decay: float = 0.0
-    """L2 weight decay"""
     align_every: int = 100
     """log the cosine of the rule's update with backprop's every this many steps (0: never)"""
     threads: int = 1

@@ -150,32 +150,16 @@ def single(cfg: SingleConfig, ctx: RunContext) -> dict[str, float]:
     for name in (*rules, "surrogate"):
         s[name] = {"w": w0.clone(), "conv": torch.full((cfg.problems,), -1), "seconds": 0.0}
     s["surrogate"]["adam"] = opt.init([s["surrogate"]["w"]])
-    logs = {}
 
-    def restore(saved):
-        s.update(saved)
+    def epoch_of(name, st, active):
+        if name == "surrogate":
+            return surrogate_epoch(
+                c, task.desired, [st["w"]], opt, st["adam"], cell, cfg.tau_vr,
+                cfg.surrogate_slope, active,
+            )  # fmt: skip
+        return single_epoch(task.inputs, c, d, task.desired, st["w"], rules[name], cell, active)
 
-    for epoch in ctx.loop(cfg.epochs, lambda: s, restore):
-        for name, st in s.items():
-            active = st["conv"] < 0
-            if not active.any():
-                continue
-            start = time.perf_counter()
-            if name == "surrogate":
-                out = surrogate_epoch(
-                    c, task.desired, [st["w"]], opt, st["adam"], cell, cfg.tau_vr,
-                    cfg.surrogate_slope, active,
-                )  # fmt: skip
-            else:
-                out = single_epoch(
-                    task.inputs, c, d, task.desired, st["w"], rules[name], cell, active
-                )
-            acc, vr = scores(task.desired, out, cell, cfg.window, cfg.tau_vr)
-            st["conv"] = torch.where(active & _converged_at(acc), epoch, st["conv"])
-            st["seconds"] += time.perf_counter() - start
-            logs[f"{name}_van_rossum"] = float(vr.mean())
-            logs[f"{name}_converged"] = float((st["conv"] >= 0).double().mean())
-        ctx.log(epoch, **logs)
+    _train_methods(cfg, ctx, s, task.desired, cell, epoch_of)
     result = {}
     for name, st in s.items():
         result.update(_summary(name, cfg, st, task.desired, [c], [st["w"]], cell))
@@ -188,6 +172,32 @@ def single(cfg: SingleConfig, ctx: RunContext) -> dict[str, float]:
     out = figures.final_trains(task.inputs, c, task.desired, s["surrogate"]["w"], cell)
     figures.raster(ctx.plots / "raster_surrogate.png", task.desired, out, cell, "surrogate")
     return result
+
+
+def _train_methods(cfg, ctx: RunContext, s: dict, desired, cell: Neuron, epoch_of) -> None:
+    """Train every method of ``s`` (name -> state: weights, convergence epochs, seconds) for
+    ``cfg.epochs`` on ``ctx.loop`` (checkpointed, resumable): ``epoch_of(name, state, active)``
+    runs one epoch of a method on its unconverged problems and returns the trains it produced;
+    a problem converges when they are exact, and a method whose problems all have converged
+    stops. Logs each method's van Rossum distance and fraction converged per epoch."""
+    logs = {}
+
+    def restore(saved):
+        s.update(saved)
+
+    for epoch in ctx.loop(cfg.epochs, lambda: s, restore):
+        for name, st in s.items():
+            active = st["conv"] < 0
+            if not active.any():
+                continue
+            start = time.perf_counter()
+            out = epoch_of(name, st, active)
+            acc, vr = scores(desired, out, cell, cfg.window, cfg.tau_vr)
+            st["conv"] = torch.where(active & _converged_at(acc), epoch, st["conv"])
+            st["seconds"] += time.perf_counter() - start
+            logs[f"{name}_van_rossum"] = float(vr.mean())
+            logs[f"{name}_converged"] = float((st["conv"] >= 0).double().mean())
+        ctx.log(epoch, **logs)
 
 
 def _summary(name, cfg, st, desired, c, weights, cell) -> dict[str, float]:
@@ -273,30 +283,16 @@ def _train_multilayer(cfg: MultiConfig, ctx: RunContext, task, cell: Neuron):
     opt = Adam(cfg.surrogate_lr)
     s["surrogate"]["adam"] = opt.init(s["surrogate"]["w"])
     rates = Rates(rate=cfg.rate, rate_hidden=cfg.rate_hidden, silent_gain=cfg.silent_gain)
-    logs = {}
 
-    def restore(saved):
-        s.update(saved)
+    def epoch_of(name, st, active):
+        if name == "normad":
+            return multilayer_epoch(c, task.desired, *st["w"], rates, cell, active)
+        return surrogate_epoch(
+            c, task.desired, st["w"], opt, st["adam"], cell, cfg.tau_vr, cfg.surrogate_slope,
+            active,
+        )  # fmt: skip
 
-    for epoch in ctx.loop(cfg.epochs, lambda: s, restore):
-        for name, st in s.items():
-            active = st["conv"] < 0
-            if not active.any():
-                continue
-            start = time.perf_counter()
-            if name == "normad":
-                out = multilayer_epoch(c, task.desired, *st["w"], rates, cell, active)
-            else:
-                out = surrogate_epoch(
-                    c, task.desired, st["w"], opt, st["adam"], cell, cfg.tau_vr,
-                    cfg.surrogate_slope, active,
-                )  # fmt: skip
-            acc, vr = scores(task.desired, out, cell, cfg.window, cfg.tau_vr)
-            st["conv"] = torch.where(active & _converged_at(acc), epoch, st["conv"])
-            st["seconds"] += time.perf_counter() - start
-            logs[f"{name}_van_rossum"] = float(vr.mean())
-            logs[f"{name}_converged"] = float((st["conv"] >= 0).double().mean())
-        ctx.log(epoch, **logs)
+    _train_methods(cfg, ctx, s, task.desired, cell, epoch_of)
     return s, c
 
 
