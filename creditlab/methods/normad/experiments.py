@@ -323,8 +323,8 @@ def _per_method(cfg, ctx, desired, cell, s, c, task: str, coincidence: str, accu
 
 
 XOR = {"hidden": 30, "steps": 400}
-"""XOR's network: 30 hidden neurons (at r = 6e-10, 10 and 20 converged fewer of 8 networks drawn
-from tuning seed 100; at the tuned r = 1e-9 the width makes no clear difference: docs/normad.md)"""
+"""XOR's network: 30 hidden neurons, a choice (not tuned: 10, 20 and 30 converge alike on
+tuning seed 100's networks, scripts/normad_xor_encoding.py and docs/normad.md)"""
 
 
 @experiment(
